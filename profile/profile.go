@@ -1,0 +1,213 @@
+// Package profile holds the customer profile: its standard fields, custom
+// attributes and tags, the changes rules make to it, and the stores that keep
+// it.
+package profile
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Standard field names. Every other name set by a rule is a custom attribute.
+const (
+	FieldEmail     = "email"
+	FieldFirstname = "firstname"
+	FieldLastname  = "lastname"
+	FieldPhone     = "phone"
+)
+
+// IsStandardField reports whether name is one of the profile's standard
+// fields rather than a custom attribute.
+func IsStandardField(name string) bool {
+	switch name {
+	case FieldEmail, FieldFirstname, FieldLastname, FieldPhone:
+		return true
+	}
+	return false
+}
+
+// Profile is what Herald knows about one customer. A customer is anonymous
+// until an email address makes them known.
+type Profile struct {
+	UUID       string         `json:"uuid"`
+	Email      string         `json:"email,omitempty"`
+	Firstname  string         `json:"firstname,omitempty"`
+	Lastname   string         `json:"lastname,omitempty"`
+	Phone      string         `json:"phone,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+	Tags       []string       `json:"tags,omitempty"` // sorted, each once
+	Created    time.Time      `json:"created"`
+	Updated    time.Time      `json:"updated"`
+}
+
+// New returns an empty, anonymous profile for the customer uuid created at t.
+func New(uuid string, t time.Time) *Profile {
+	return &Profile{UUID: uuid, Created: t, Updated: t}
+}
+
+// Known reports whether the customer has given an email address.
+func (p *Profile) Known() bool { return p.Email != "" }
+
+// HasTag reports whether the profile carries tag.
+func (p *Profile) HasTag(tag string) bool {
+	_, ok := slices.BinarySearch(p.Tags, tag)
+	return ok
+}
+
+// Get returns the value of a standard field or custom attribute, and whether
+// it is set.
+func (p *Profile) Get(name string) (any, bool) {
+	if s, ok := p.standard(name); ok {
+		return *s, *s != ""
+	}
+	v, ok := p.Attributes[name]
+	return v, ok
+}
+
+// Clone returns a deep copy of p.
+func (p *Profile) Clone() *Profile {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Attributes = maps.Clone(p.Attributes)
+	c.Tags = slices.Clone(p.Tags)
+	return &c
+}
+
+func (p *Profile) standard(name string) (*string, bool) {
+	switch name {
+	case FieldEmail:
+		return &p.Email, true
+	case FieldFirstname:
+		return &p.Firstname, true
+	case FieldLastname:
+		return &p.Lastname, true
+	case FieldPhone:
+		return &p.Phone, true
+	}
+	return nil, false
+}
+
+// Op is the kind of a profile change.
+type Op uint8
+
+// The profile operations rules can perform.
+const (
+	OpSet Op = iota + 1
+	OpUnset
+	OpTag
+	OpUntag
+)
+
+var opNames = [...]string{OpSet: "set", OpUnset: "unset", OpTag: "tag", OpUntag: "untag"}
+
+// String returns the operation's name as written in rules.
+func (o Op) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", o)
+}
+
+// MarshalText writes the operation's name.
+func (o Op) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Change is one change to a profile. Name is the field, attribute or tag.
+// Value is the new value for OpSet. Old and Had describe the state before
+// the change, so a change can be shown as a diff and undone.
+type Change struct {
+	Op    Op     `json:"op"`
+	Name  string `json:"name"`
+	Value any    `json:"value,omitempty"`
+	Old   any    `json:"old,omitempty"`
+	Had   bool   `json:"had"` // the field, attribute or tag was present before
+}
+
+// Apply performs c on p at time t, filling in c.Old and c.Had. It reports
+// whether the profile changed. A standard field takes only a string value.
+func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
+	switch c.Op {
+	case OpSet, OpUnset:
+		c.Old, c.Had = p.Get(c.Name)
+		if s, ok := p.standard(c.Name); ok {
+			v := ""
+			if c.Op == OpSet {
+				str, isString := c.Value.(string)
+				if !isString {
+					return false, fmt.Errorf("set %s: a standard field holds text, not %T", c.Name, c.Value)
+				}
+				v = str
+			}
+			if *s == v {
+				return false, nil
+			}
+			*s = v
+		} else if c.Op == OpSet {
+			if c.Had && c.Old == c.Value {
+				return false, nil
+			}
+			if p.Attributes == nil {
+				p.Attributes = make(map[string]any)
+			}
+			p.Attributes[c.Name] = c.Value
+		} else {
+			if !c.Had {
+				return false, nil
+			}
+			delete(p.Attributes, c.Name)
+		}
+	case OpTag:
+		i, found := slices.BinarySearch(p.Tags, c.Name)
+		c.Had = found
+		if found {
+			return false, nil
+		}
+		p.Tags = slices.Insert(p.Tags, i, c.Name)
+	case OpUntag:
+		i, found := slices.BinarySearch(p.Tags, c.Name)
+		c.Had = found
+		if !found {
+			return false, nil
+		}
+		p.Tags = slices.Delete(p.Tags, i, i+1)
+	default:
+		return false, fmt.Errorf("apply change: unknown operation %v", c.Op)
+	}
+	p.Updated = t
+	return true, nil
+}
+
+// Revert undoes a change that Apply made, using the state it recorded.
+func (p *Profile) Revert(c *Change) {
+	switch c.Op {
+	case OpSet, OpUnset:
+		if s, ok := p.standard(c.Name); ok {
+			old, _ := c.Old.(string)
+			*s = old
+			return
+		}
+		if c.Had {
+			if p.Attributes == nil {
+				p.Attributes = make(map[string]any)
+			}
+			p.Attributes[c.Name] = c.Old
+		} else {
+			delete(p.Attributes, c.Name)
+		}
+	case OpTag:
+		if !c.Had {
+			if i, found := slices.BinarySearch(p.Tags, c.Name); found {
+				p.Tags = slices.Delete(p.Tags, i, i+1)
+			}
+		}
+	case OpUntag:
+		if c.Had {
+			if i, found := slices.BinarySearch(p.Tags, c.Name); !found {
+				p.Tags = slices.Insert(p.Tags, i, c.Name)
+			}
+		}
+	}
+}
