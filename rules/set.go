@@ -1,0 +1,107 @@
+package rules
+
+import (
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// maxCachedActions bounds the per-action cache of glob matches, so a flood
+// of made-up actions cannot grow memory without end.
+const maxCachedActions = 10_000
+
+// Set is a compiled, indexed set of rules. It is immutable and safe for
+// concurrent use; a reload builds a new Set.
+type Set struct {
+	rules []*Rule
+	// exact indexes enabled rules by each exact action they trigger on.
+	exact map[string][]*Rule
+	// globs are the enabled rules with at least one glob trigger.
+	globs []*Rule
+
+	cache  sync.Map // action -> []*Rule, when there are globs
+	cached atomic.Int64
+}
+
+func newSet(rules []*Rule) *Set {
+	s := &Set{rules: rules, exact: make(map[string][]*Rule)}
+	for _, r := range rules {
+		if !r.Enabled {
+			continue
+		}
+		glob := false
+		for _, t := range r.On {
+			if isGlob(t) {
+				glob = true
+				continue
+			}
+			s.exact[t] = append(s.exact[t], r)
+		}
+		if glob {
+			s.globs = append(s.globs, r)
+		}
+	}
+	return s
+}
+
+func isGlob(t string) bool { return strings.ContainsAny(t, "*?[") }
+
+// Rules returns every rule, disabled ones included, in load order.
+func (s *Set) Rules() []*Rule { return s.rules }
+
+// Len returns the number of rules, disabled ones included.
+func (s *Set) Len() int { return len(s.rules) }
+
+// Rule returns the rule with the given name, or nil.
+func (s *Set) Rule(name string) *Rule {
+	for _, r := range s.rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// For returns the enabled rules that trigger on action, in load order. The
+// cost depends on the rules for that action, not on the size of the set.
+// The caller must not modify the slice.
+func (s *Set) For(action string) []*Rule {
+	if len(s.globs) == 0 {
+		return s.exact[action]
+	}
+	if rs, ok := s.cache.Load(action); ok {
+		return rs.([]*Rule)
+	}
+	rs := s.match(action)
+	if s.cached.Load() < maxCachedActions {
+		if _, loaded := s.cache.LoadOrStore(action, rs); !loaded {
+			s.cached.Add(1)
+		}
+	}
+	return rs
+}
+
+// match merges the exact rules for action with the glob rules matching it.
+func (s *Set) match(action string) []*Rule {
+	exact := s.exact[action]
+	var extra []*Rule
+	for _, r := range s.globs {
+		if slices.Contains(exact, r) {
+			continue
+		}
+		for _, t := range r.On {
+			if ok, _ := path.Match(t, action); ok && isGlob(t) {
+				extra = append(extra, r)
+				break
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return exact
+	}
+	out := append(slices.Clone(exact), extra...)
+	slices.SortFunc(out, func(a, b *Rule) int { return a.order - b.order })
+	return out
+}
