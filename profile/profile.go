@@ -77,6 +77,17 @@ func (p *Profile) Clone() *Profile {
 	return &c
 }
 
+// CloneForChange returns a deep copy of p with room for a few more
+// attributes and tags, for a copy that is about to change.
+func (p *Profile) CloneForChange() *Profile {
+	c := *p
+	c.Attributes = make(map[string]any, len(p.Attributes)+8)
+	maps.Copy(c.Attributes, p.Attributes)
+	c.Tags = make([]string, len(p.Tags), len(p.Tags)+4)
+	copy(c.Tags, p.Tags)
+	return &c
+}
+
 func (p *Profile) standard(name string) (*string, bool) {
 	switch name {
 	case FieldEmail:
@@ -131,7 +142,6 @@ type Change struct {
 func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 	switch c.Op {
 	case OpSet, OpUnset:
-		c.Old, c.Had = p.Get(c.Name)
 		if s, ok := p.standard(c.Name); ok {
 			v := ""
 			if c.Op == OpSet {
@@ -141,24 +151,29 @@ func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 				}
 				v = str
 			}
+			c.Had = *s != ""
 			if *s == v {
 				return false, nil
 			}
+			c.Old = *s // boxed only when it changes: rules set fields often
 			*s = v
-		} else if c.Op == OpSet {
-			if c.Had && c.Old == c.Value {
-				return false, nil
-			}
-			if p.Attributes == nil {
-				p.Attributes = make(map[string]any)
-			}
-			p.Attributes[c.Name] = c.Value
-		} else {
+			break
+		}
+		c.Old, c.Had = p.Attributes[c.Name]
+		if c.Op == OpUnset {
 			if !c.Had {
 				return false, nil
 			}
 			delete(p.Attributes, c.Name)
+			break
 		}
+		if c.Had && c.Old == c.Value {
+			return false, nil
+		}
+		if p.Attributes == nil {
+			p.Attributes = make(map[string]any)
+		}
+		p.Attributes[c.Name] = c.Value
 	case OpTag:
 		i, found := slices.BinarySearch(p.Tags, c.Name)
 		c.Had = found

@@ -1,13 +1,13 @@
 package rules
 
 import (
-	"net/mail"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/herald-events/herald/profile"
 )
@@ -36,10 +36,82 @@ type Env struct {
 	Now     time.Time      `expr:"now"`
 	Profile ProfileEnv     `expr:"profile"`
 
+	// The functions below are set by Bind.
+
 	// HasTag reports whether the customer's profile carries a tag.
 	HasTag func(tag string) bool `expr:"hasTag"`
-	// IsEmail reports whether s is a plain email address (name@domain).
-	IsEmail func(s string) bool `expr:"isEmail"`
+	// IsEmail reports whether a value is a plain email address
+	// (name@domain); nil and non-strings are not.
+	IsEmail func(v any) bool `expr:"isEmail"`
+	// Param and Attribute look up params.NAME and
+	// profile.attributes.NAME. Expressions are compiled to call them
+	// rather than index the maps, which the expression VM does by
+	// reflection, with an allocation each time.
+	Param     func(name any) any `expr:"__param"`
+	Attribute func(name any) any `expr:"__attribute"`
+}
+
+// Bind sets the environment's functions to read from e itself, so they see
+// later changes to e.Params and e.Profile. Call it once, on the Env that
+// expressions will run with.
+func (e *Env) Bind() {
+	e.HasTag = func(tag string) bool { return slices.Contains(e.Profile.Tags, tag) }
+	e.IsEmail = isEmailValue
+	e.Param = func(name any) any {
+		s, _ := name.(string)
+		return e.Params[s]
+	}
+	e.Attribute = func(name any) any {
+		s, _ := name.(string)
+		return e.Profile.Attributes[s]
+	}
+}
+
+func isEmailValue(v any) bool {
+	s, ok := v.(string)
+	return ok && IsEmail(s)
+}
+
+var lookupFuncType = reflect.TypeFor[func(any) any]()
+
+// fastLookup rewrites params.NAME, params["NAME"], event.params.NAME and
+// profile.attributes.NAME into calls of Env.Param and Env.Attribute: the
+// same value, without reflection.
+type fastLookup struct{}
+
+// Visit implements ast.Visitor.
+func (fastLookup) Visit(node *ast.Node) {
+	m, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if _, ok := m.Property.(*ast.StringNode); !ok {
+		return
+	}
+	fn := ""
+	switch base := m.Node.(type) {
+	case *ast.IdentifierNode:
+		if base.Value == "params" {
+			fn = "__param"
+		}
+	case *ast.MemberNode:
+		id, ok := base.Node.(*ast.IdentifierNode)
+		prop, ok2 := base.Property.(*ast.StringNode)
+		switch {
+		case !ok || !ok2:
+		case id.Value == "event" && prop.Value == "params":
+			fn = "__param"
+		case id.Value == "profile" && prop.Value == "attributes":
+			fn = "__attribute"
+		}
+	}
+	if fn != "" {
+		callee := &ast.IdentifierNode{Value: fn}
+		// Typed up front: the checker does not revisit every patched
+		// node, and an untyped callee is called by reflection.
+		callee.SetType(lookupFuncType)
+		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{m.Property}})
+	}
 }
 
 // EventEnv is the event as rules see it.
@@ -85,23 +157,46 @@ func ProfileEnvOf(p *profile.Profile) ProfileEnv {
 	}
 }
 
-// HasTag is the hasTag function over a profile view.
-func (p *ProfileEnv) HasTag(tag string) bool {
-	return slices.Contains(p.Tags, tag)
-}
-
-// IsEmail reports whether s is a single bare address such as
-// john.doe@example.com: no display name, a dot in the domain.
+// IsEmail reports whether s is a plain address such as
+// john.doe@example.com: a local part of letters, digits and
+// !#$%&'*+/=?^_`{|}~.- (no leading, trailing or double dot), an @, and a
+// domain of at least two dot-separated labels of letters, digits and
+// hyphens. It accepts no display name, quoting or comments: a form field
+// holds a bare address. It does not allocate, since rules call it often.
 func IsEmail(s string) bool {
-	if len(s) > 254 || strings.ContainsAny(s, " <>\"") {
-		return false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
+	if len(s) > 254 {
 		return false
 	}
 	at := strings.LastIndexByte(s, '@')
-	return at > 0 && strings.Contains(s[at+1:], ".")
+	if at < 1 || at > 64 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; !isAlnum(c) && !strings.ContainsRune("!#$%&'*+/=?^_`{|}~.-", rune(c)) {
+			return false
+		}
+	}
+	labels := 0
+	for label := range strings.SplitSeq(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !isAlnum(c) && c != '-' {
+				return false
+			}
+		}
+		labels++
+	}
+	return labels >= 2
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // topNames lists the names an expression can start with: the environment
@@ -127,7 +222,7 @@ func fieldNames(view string) []string {
 func tagNames(t reflect.Type) []string {
 	var names []string
 	for f := range t.Fields() {
-		if tag := f.Tag.Get("expr"); tag != "" {
+		if tag := f.Tag.Get("expr"); tag != "" && !strings.HasPrefix(tag, "__") {
 			names = append(names, tag)
 		}
 	}
@@ -142,5 +237,6 @@ func compileOptions() []expr.Option {
 		// The clock is passed in as `now`; a wall-clock read would make
 		// replays and tests depend on when they run.
 		expr.DisableBuiltin("now"),
+		expr.Patch(fastLookup{}),
 	}
 }

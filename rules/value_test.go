@@ -15,6 +15,7 @@ func TestValueEval(t *testing.T) {
 		Params: map[string]any{"email": "ann@example.com", "qty": 3.0, "ok": true},
 		Time:   time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
 	}
+	env.Bind()
 	tests := []struct {
 		src  string
 		want any
