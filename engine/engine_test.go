@@ -333,11 +333,11 @@ func TestLocalChainStopsAtMaxDepth(t *testing.T) {
 	if len(last.Errors) != 1 || !strings.Contains(last.Errors[0].Error(), "emitted events chain deeper than 8") {
 		t.Fatalf("last plan errors = %v", last.Errors)
 	}
-	p, _, err := store.Get(context.Background(), "c-1")
+	rec, _, err := store.Get(context.Background(), "c-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Attributes["steps"]; got != float64(MaxDepth) {
+	if got := rec.Profile.Attributes["steps"]; got != float64(MaxDepth) {
 		t.Fatalf("steps = %v, want %d (the rule at depth %d had no effect)", got, MaxDepth, MaxDepth)
 	}
 }

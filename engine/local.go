@@ -43,13 +43,17 @@ func (l *Local) runOne(ctx context.Context, ev *event.Event, now time.Time) (*Pl
 	if !l.Engine.Wants(ev.Action) {
 		return l.Engine.Evaluate(ev, nil, now), nil
 	}
-	p, rev, err := l.Store.Get(ctx, ev.UUID)
-	if err != nil && !errors.Is(err, profile.ErrNotFound) {
+	rec, rev, err := l.Store.Get(ctx, ev.UUID)
+	switch {
+	case errors.Is(err, profile.ErrNotFound):
+		rec = &profile.Record{}
+	case err != nil:
 		return nil, fmt.Errorf("load profile %s: %w", ev.UUID, err)
 	}
-	plan := l.Engine.Evaluate(ev, p, now)
-	if plan.After != plan.Before && len(plan.Changes()) > 0 {
-		if _, err := l.Store.Put(ctx, plan.After, rev); err != nil {
+	plan := l.Engine.Evaluate(ev, rec.Profile, now)
+	if len(plan.Changes()) > 0 {
+		rec.Profile = plan.After
+		if _, err := l.Store.Put(ctx, ev.UUID, rec, rev); err != nil {
 			return nil, fmt.Errorf("store profile %s: %w", ev.UUID, err)
 		}
 	}

@@ -47,6 +47,18 @@ func New(uuid string, t time.Time) *Profile {
 	return &Profile{UUID: uuid, Created: t, Updated: t}
 }
 
+// Normalize brings a profile read from outside into the form the rest of
+// Herald relies on: tags sorted, each once; numbers as float64.
+func (p *Profile) Normalize() {
+	slices.Sort(p.Tags)
+	p.Tags = slices.Compact(p.Tags)
+	for k, v := range p.Attributes {
+		if n, ok := v.(int); ok {
+			p.Attributes[k] = float64(n)
+		}
+	}
+}
+
 // Known reports whether the customer has given an email address.
 func (p *Profile) Known() bool { return p.Email != "" }
 
