@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/herald-events/herald/rules"
+)
+
+func (c *cli) lint(args []string) int {
+	fl := c.flags("lint", "PATH...", `Check rule files and the email templates they name. A PATH is a rule file or
+a directory of them, all checked together as one rule set, as herald serve
+would load them. DIR/... checks every directory below DIR that holds rule
+files, each as its own set (testdata and hidden directories are skipped).
+Prints every problem as file:line:col: rule "name": message.`)
+	if code, ok := parse(fl, args); !ok {
+		return code
+	}
+	if fl.NArg() == 0 {
+		fl.Usage()
+		return exitUsage
+	}
+	var sets [][]string
+	var plain []string
+	for _, p := range fl.Args() {
+		root, ok := strings.CutSuffix(p, "...")
+		if !ok {
+			plain = append(plain, p)
+			continue
+		}
+		dirs, err := ruleDirs(filepath.Clean(root + "."))
+		if err != nil {
+			fmt.Fprintf(c.stderr, "herald lint: %v\n", err)
+			return exitUsage
+		}
+		if len(dirs) == 0 {
+			fmt.Fprintf(c.stderr, "herald lint: no rule files below %s\n", root)
+			return exitUsage
+		}
+		for _, d := range dirs {
+			sets = append(sets, []string{d})
+		}
+	}
+	if len(plain) > 0 {
+		sets = append([][]string{plain}, sets...)
+	}
+	code := exitOK
+	for _, paths := range sets {
+		set, err := rules.Load(paths...)
+		var errs rules.Errors
+		switch {
+		case errors.As(err, &errs):
+			for _, e := range errs {
+				fmt.Fprintln(c.stdout, e)
+			}
+			code = exitFailed
+		case err != nil:
+			fmt.Fprintf(c.stderr, "herald lint: %v\n", err)
+			return exitUsage
+		default:
+			fmt.Fprintf(c.stdout, "%s: %d rules ok\n", strings.Join(paths, " "), set.Len())
+		}
+	}
+	return code
+}
+
+// ruleDirs returns the directories below root that hold rule files.
+func ruleDirs(root string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if path != root && (name == "testdata" || strings.HasPrefix(name, ".")) {
+			return filepath.SkipDir
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && rules.IsRuleFile(e.Name()) {
+				dirs = append(dirs, path)
+				break
+			}
+		}
+		return nil
+	})
+	return dirs, err
+}

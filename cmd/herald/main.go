@@ -1,0 +1,129 @@
+// Command herald is the Herald CLI: it serves automations, checks rule
+// files, and replays recorded event streams through the rules.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+// Exit codes, as documented in the CLI reference.
+const (
+	exitOK     = 0
+	exitFailed = 1 // failed checks or tests
+	exitUsage  = 2 // bad usage or configuration
+)
+
+// errUsage marks errors that are the caller's: exit code 2.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name    string
+	summary string
+	run     func(c *cli, args []string) int
+}
+
+// cli holds the process's standard streams so commands can be tested.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"lint", "check rule files and the templates they name", (*cli).lint},
+		{"replay", "run rules over a recorded JSONL event stream, recording effects", (*cli).replay},
+		{"version", "print the version", (*cli).version},
+	}
+}
+
+func main() {
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	os.Exit(c.main(os.Args[1:]))
+}
+
+func (c *cli) main(args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		c.usage(c.stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, cmd := range commands() {
+		if cmd.name == args[0] {
+			return cmd.run(c, args[1:])
+		}
+	}
+	fmt.Fprintf(c.stderr, "herald: unknown command %q\n\n", args[0])
+	c.usage(c.stderr)
+	return exitUsage
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprintln(w, "Herald reacts to tracked customer events with rules written in YAML.")
+	fmt.Fprintln(w, "\nUsage: herald COMMAND [flags]\n\nCommands:")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w, "\nRun herald COMMAND -h for a command's flags.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration.")
+}
+
+// flags returns a flag set that writes its usage to stderr and does not
+// exit the process.
+func (c *cli) flags(name, args, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("herald "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: herald %s %s\n\n%s\n", name, args, about)
+		var b strings.Builder
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		fs.SetOutput(c.stderr)
+		if b.Len() > 0 {
+			fmt.Fprintf(c.stderr, "\nFlags:\n%s", b.String())
+		}
+	}
+	return fs
+}
+
+// parse parses flags; it returns an exit code and false when the command
+// should stop (help asked for, or bad flags).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func (c *cli) version(args []string) int {
+	fs := c.flags("version", "", "Print Herald's version.")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	fmt.Fprintln(c.stdout, "herald", version())
+	return exitOK
+}
+
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}
