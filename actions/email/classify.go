@@ -1,0 +1,67 @@
+package email
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/textproto"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// retryable reports whether an error from talking to an SMTP server is worth
+// retrying, in the manner of Alertmanager's email notifier: failures to
+// reach the server and 4xx replies are transient; 5xx replies, certificate
+// and TLS mismatches, and authentication set-up problems need a person.
+// Errors it does not recognise are configuration or protocol mismatches and
+// are not retried, so that they reach the dead letters instead of looping.
+func retryable(err error) bool {
+	var tpErr *textproto.Error
+	if errors.As(err, &tpErr) {
+		return tpErr.Code >= 400 && tpErr.Code < 500
+	}
+
+	// go-mail reports the transaction (MAIL, RCPT, DATA) as a SendError,
+	// which does not unwrap to the server's reply but keeps its code.
+	var sendErr *gomail.SendError
+	if errors.As(err, &sendErr) {
+		switch code := sendErr.ErrorCode(); {
+		case code >= 500:
+			return false
+		case code >= 400:
+			return true
+		}
+		switch sendErr.Reason {
+		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
+			return false
+		}
+		// No reply code: the connection broke during the transaction.
+		return true
+	}
+
+	var (
+		certErr      *tls.CertificateVerificationError
+		alertErr     tls.AlertError
+		recordErr    tls.RecordHeaderError
+		authorityErr x509.UnknownAuthorityError
+		hostnameErr  x509.HostnameError
+		invalidErr   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &alertErr), errors.As(err, &recordErr),
+		errors.As(err, &authorityErr), errors.As(err, &hostnameErr), errors.As(err, &invalidErr):
+		return false
+	case errors.Is(err, smtp.ErrUnencrypted), errors.Is(err, smtp.ErrWrongHostname),
+		errors.Is(err, gomail.ErrNoSupportedAuthDiscovered):
+		return false
+	}
+
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
