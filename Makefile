@@ -1,0 +1,54 @@
+# Herald's tasks. `make run` starts the product, `make test` runs every
+# check CI runs.
+
+GO          ?= go
+BIN         := $(CURDIR)/bin
+STATICCHECK := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME    ?= 10s
+BENCH_OUT   ?= bench/results.txt
+
+.PHONY: all build run test check fmt-check vet staticcheck unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/herald ./cmd/herald
+
+## run: start Herald on its embedded defaults with the example automations
+run: build
+	$(BIN)/herald replay --rules examples/newsletter-double-opt-in --events examples/newsletter-double-opt-in/events.jsonl
+
+## test: formatting, vet, staticcheck, the race-enabled tests, a short fuzz run
+test: check unit fuzz
+
+check: fmt-check vet staticcheck
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Each fuzz target runs briefly; `make fuzz FUZZTIME=5m` runs longer.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./event
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules
+
+## bench: the benchmarks, figures written to $(BENCH_OUT)
+bench:
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./event ./engine | tee $(BENCH_OUT)
+
+clean:
+	rm -rf $(BIN)
