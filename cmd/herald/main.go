@@ -19,9 +19,6 @@ const (
 	exitUsage  = 2 // bad usage or configuration
 )
 
-// errUsage marks errors that are the caller's: exit code 2.
-var errUsage = errors.New("usage")
-
 type command struct {
 	name    string
 	summary string

@@ -1,0 +1,341 @@
+// Package config reads herald.yaml: strict YAML (unknown fields are
+// errors), defaults applied before validation, every problem reported at
+// once, and secrets taken from the environment, never from the file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Environment variables holding secrets.
+const (
+	EnvSMTPPassword = "HERALD_SMTP_PASSWORD"
+	EnvLinkKeys     = "HERALD_LINK_KEYS"
+	EnvNATSPassword = "HERALD_NATS_PASSWORD"
+	EnvNATSToken    = "HERALD_NATS_TOKEN"
+)
+
+// Secret is a value that must not be printed: it formats as <secret>.
+type Secret string
+
+// String hides the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// GoString hides the secret from %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText hides the secret from encoders.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config is Herald's configuration.
+type Config struct {
+	// DataDir holds the embedded NATS store, the outbox and the
+	// generated link key. Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// Rules lists rule files and directories. Default: the double opt-in
+	// example.
+	Rules   []string `yaml:"rules"`
+	NATS    NATS     `yaml:"nats"`
+	HTTP    HTTP     `yaml:"http"`
+	Email   Email    `yaml:"email"`
+	Workers int      `yaml:"workers"`
+	Log     Log      `yaml:"log"`
+}
+
+// NATS says which NATS to use: an embedded server (no URL, the default) or
+// an existing deployment.
+type NATS struct {
+	// URL of an existing NATS deployment; empty starts an embedded server.
+	URL string `yaml:"url"`
+	// Listen is the embedded server's client address. Default
+	// 127.0.0.1:4222.
+	Listen string `yaml:"listen"`
+	// Fsync makes the embedded server sync every write to disk. Default
+	// true: an acknowledged event survives a power cut.
+	Fsync *bool `yaml:"fsync"`
+	// Replicas of Herald's streams and bucket on a cluster. Default 1.
+	Replicas int `yaml:"replicas"`
+	// Credentials for an existing deployment; the password and token come
+	// from HERALD_NATS_PASSWORD and HERALD_NATS_TOKEN.
+	Creds string `yaml:"creds"`
+	NKey  string `yaml:"nkey"`
+	User  string `yaml:"user"`
+	TLS   TLS    `yaml:"tls"`
+
+	Password Secret `yaml:"-"`
+	Token    Secret `yaml:"-"`
+}
+
+// TLS files for the NATS connection.
+type TLS struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HTTP configures the web server for signed links.
+type HTTP struct {
+	// Listen address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// BaseURL starts every link in emails. Default http://LISTEN.
+	BaseURL string `yaml:"base_url"`
+	// SiteName is shown on the link pages. Default "Herald".
+	SiteName string `yaml:"site_name"`
+	// TrustProxy takes the client address from X-Forwarded-For, for
+	// Herald behind a reverse proxy.
+	TrustProxy bool `yaml:"trust_proxy"`
+}
+
+// Email configures sending.
+type Email struct {
+	// From and ReplyTo of every email. From defaults to
+	// "Herald <herald@localhost>".
+	From    string `yaml:"from"`
+	ReplyTo string `yaml:"reply_to"`
+	SMTP    SMTP   `yaml:"smtp"`
+	// Outbox is where emails are written as .eml files when no SMTP URL is
+	// set. Default DATA_DIR/outbox.
+	Outbox string `yaml:"outbox"`
+}
+
+// SMTP configures delivery over SMTP. The password comes from
+// HERALD_SMTP_PASSWORD, never from the file.
+type SMTP struct {
+	// URL such as smtp://user@mail.example.com:587; empty writes emails
+	// to the outbox instead.
+	URL string `yaml:"url"`
+	// TLSPolicy is opportunistic (default: STARTTLS when offered),
+	// mandatory or none.
+	TLSPolicy          string `yaml:"tls_policy"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+
+	Password Secret `yaml:"-"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+}
+
+// LinkKeys are the signing keys for links, from HERALD_LINK_KEYS; empty
+// means Herald generates one and keeps it in DATA_DIR.
+func LinkKeys() Secret { return Secret(os.Getenv(EnvLinkKeys)) }
+
+// Load reads the file at path (or only defaults and the environment when
+// path is ""), applies defaults and validates. It reports every problem
+// at once.
+func Load(path string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+			return nil, yamlError(path, err)
+		}
+	}
+	c.NATS.Password = Secret(os.Getenv(EnvNATSPassword))
+	c.NATS.Token = Secret(os.Getenv(EnvNATSToken))
+	c.Email.SMTP.Password = Secret(os.Getenv(EnvSMTPPassword))
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if len(c.Rules) == 0 {
+		c.Rules = []string{filepath.Join("examples", "newsletter-double-opt-in")}
+	}
+	if c.NATS.URL == "" && c.NATS.Listen == "" {
+		c.NATS.Listen = "127.0.0.1:4222"
+	}
+	if c.NATS.Fsync == nil {
+		yes := true
+		c.NATS.Fsync = &yes
+	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.HTTP.BaseURL == "" {
+		c.HTTP.BaseURL = "http://" + c.HTTP.Listen
+	}
+	c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
+	if c.HTTP.SiteName == "" {
+		c.HTTP.SiteName = "Herald"
+	}
+	if c.Email.From == "" {
+		c.Email.From = "Herald <herald@localhost>"
+	}
+	if c.Email.Outbox == "" {
+		c.Email.Outbox = filepath.Join(c.DataDir, "outbox")
+	}
+	if c.Email.SMTP.TLSPolicy == "" {
+		c.Email.SMTP.TLSPolicy = "opportunistic"
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.NATS.URL != "" {
+		u, err := url.Parse(c.NATS.URL)
+		switch {
+		case err != nil || u.Host == "":
+			bad("nats.url", "%q is not a URL such as nats://nats.example.com:4222", redact(c.NATS.URL))
+		case u.User != nil:
+			if _, has := u.User.Password(); has {
+				bad("nats.url", "holds a password; set %s instead", EnvNATSPassword)
+			}
+		}
+		if c.NATS.Listen != "" {
+			bad("nats.listen", "is for the embedded server; leave it out with nats.url")
+		}
+	} else if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+		bad("nats.listen", "%q is not host:port", c.NATS.Listen)
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas", "%d: use 1 to 5", c.NATS.Replicas)
+	}
+	if (c.NATS.TLS.Cert == "") != (c.NATS.TLS.Key == "") {
+		bad("nats.tls", "cert and key go together")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("http.base_url", "%q is not an http(s) URL", c.HTTP.BaseURL)
+	}
+	if !strings.Contains(c.Email.From, "@") {
+		bad("email.from", "%q is not an address such as \"Example Shop <news@shop.example>\"", c.Email.From)
+	}
+	if c.Email.SMTP.URL != "" {
+		u, err := url.Parse(c.Email.SMTP.URL)
+		switch {
+		case err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "":
+			bad("email.smtp.url", "%q is not a URL such as smtp://user@mail.example.com:587", redact(c.Email.SMTP.URL))
+		case u.User != nil:
+			if _, has := u.User.Password(); has {
+				bad("email.smtp.url", "holds a password; set %s instead", EnvSMTPPassword)
+			}
+		}
+	}
+	switch c.Email.SMTP.TLSPolicy {
+	case "opportunistic", "mandatory", "none":
+	default:
+		bad("email.smtp.tls_policy", "%q: use opportunistic, mandatory or none", c.Email.SMTP.TLSPolicy)
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers", "%d: use 1 to 256", c.Workers)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// SMTPURL returns the SMTP URL with the password from the environment
+// added, for the mailer; never print it.
+func (c *Config) SMTPURL() string {
+	if c.Email.SMTP.URL == "" || c.Email.SMTP.Password == "" {
+		return c.Email.SMTP.URL
+	}
+	u, err := url.Parse(c.Email.SMTP.URL)
+	if err != nil || u.User == nil {
+		return c.Email.SMTP.URL
+	}
+	u.User = url.UserPassword(u.User.Username(), string(c.Email.SMTP.Password))
+	return u.String()
+}
+
+var (
+	lineRE         = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+)
+
+// yamlError rewrites yaml.v3's errors as path:line: message, one a line.
+func yamlError(path string, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var errs []error
+	for _, msg := range msgs {
+		m := lineRE.FindStringSubmatch(msg)
+		if m == nil {
+			errs = append(errs, fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "yaml: ")))
+			continue
+		}
+		text := m[2]
+		if f := unknownFieldRE.FindStringSubmatch(text); f != nil {
+			text = fmt.Sprintf("unknown field %q", f[1])
+		}
+		errs = append(errs, fmt.Errorf("%s:%s: %s", path, m[1], text))
+	}
+	return errors.Join(errs...)
+}
+
+// redact removes a password from a URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)" // it might hold a password
+	}
+	if u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "<secret>")
+		return strings.Replace(u.String(), "%3Csecret%3E", "<secret>", 1)
+	}
+	return raw
+}
