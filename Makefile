@@ -17,7 +17,7 @@ build:
 
 ## run: start Herald on its embedded defaults with the example automations
 run: build
-	$(BIN)/herald replay --rules examples/newsletter-double-opt-in --events examples/newsletter-double-opt-in/events.jsonl
+	$(BIN)/herald serve
 
 ## test: formatting, vet, staticcheck, the race-enabled tests, a short fuzz run
 test: check unit fuzz

@@ -33,8 +33,11 @@ type cli struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run Herald: consume events, apply rules, send emails, serve links", (*cli).serve},
 		{"lint", "check rule files and the templates they name", (*cli).lint},
 		{"replay", "run rules over a recorded JSONL event stream, recording effects", (*cli).replay},
+		{"publish", "send JSONL events to Herald through NATS", (*cli).publish},
+		{"profile", "show a customer's profile and recent activity", (*cli).profile},
 		{"version", "print the version", (*cli).version},
 	}
 }

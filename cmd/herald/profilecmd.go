@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/profile"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func (c *cli) profile(args []string) int {
+	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
+their latest events among the most recent events in the stream.`)
+	url := fl.String("nats", envOr("NATS_URL", defaultNATSURL), "NATS `URL` (default from NATS_URL)")
+	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
+	scan := fl.Int("scan", 10000, "how many of the stream's latest `events` to look through")
+	asJSON := fl.Bool("json", false, "print the stored record as JSON")
+	if code, ok := parse(fl, args); !ok {
+		return code
+	}
+	if fl.NArg() != 1 {
+		fl.Usage()
+		return exitUsage
+	}
+	uuid := fl.Arg(0)
+	fail := func(code int, err error) int {
+		fmt.Fprintf(c.stderr, "herald profile: %v\n", err)
+		return code
+	}
+	nc, err := natsbus.Connect(natsbus.ConnectOptions{URL: *url, Name: "herald profile"})
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail(exitUsage, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, natsbus.ProfileBucket)
+	if err != nil {
+		return fail(exitFailed, fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, *url, err))
+	}
+	rec, _, err := profile.NewKV(kv).Get(ctx, uuid)
+	if errors.Is(err, profile.ErrNotFound) {
+		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", uuid)
+	} else if err != nil {
+		return fail(exitFailed, err)
+	}
+	activity, scanned, err := recentActivity(ctx, js, uuid, *recent, *scan)
+	if err != nil {
+		return fail(exitFailed, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Record   *profile.Record `json:"record"`
+			Activity []*event.Event  `json:"activity"`
+		}{rec, activity})
+		return exitOK
+	}
+	if rec != nil {
+		printProfile(c.stdout, rec.Profile)
+	}
+	fmt.Fprintf(c.stdout, "\nRecent activity (latest %d of the last %d events in %s):\n", len(activity), scanned, natsbus.EventsStream)
+	if len(activity) == 0 {
+		fmt.Fprintln(c.stdout, "  none")
+	}
+	for _, ev := range activity {
+		label := ev.Label
+		if label == "" {
+			label = "-"
+		}
+		fmt.Fprintf(c.stdout, "  %s  %-24s %s\n", ev.Time.UTC().Format(time.RFC3339), ev.Action, label)
+	}
+	return exitOK
+}
+
+func printProfile(w io.Writer, p *profile.Profile) {
+	known := "no (anonymous)"
+	if p.Known() {
+		known = "yes"
+	}
+	fmt.Fprintf(w, "Profile %s\n", p.UUID)
+	for _, f := range [][2]string{{"email", p.Email}, {"firstname", p.Firstname}, {"lastname", p.Lastname}, {"phone", p.Phone}} {
+		if f[1] != "" {
+			fmt.Fprintf(w, "  %-10s %s\n", f[0], f[1])
+		}
+	}
+	fmt.Fprintf(w, "  %-10s %s\n", "known", known)
+	fmt.Fprintf(w, "  %-10s %s\n", "created", p.Created.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  %-10s %s\n", "updated", p.Updated.UTC().Format(time.RFC3339))
+	if len(p.Tags) > 0 {
+		fmt.Fprintf(w, "  %-10s %v\n", "tags", p.Tags)
+	}
+	if len(p.Attributes) > 0 {
+		fmt.Fprintln(w, "  attributes")
+		names := make([]string, 0, len(p.Attributes))
+		for k := range p.Attributes {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(w, "    %-30s %s\n", k, valueText(p.Attributes[k]))
+		}
+	}
+}
+
+// recentActivity returns the customer's latest events, newest last, found
+// among the last scan events of the stream.
+func recentActivity(ctx context.Context, js jetstream.JetStream, uuid string, keep, scan int) ([]*event.Event, int, error) {
+	stream, err := js.Stream(ctx, natsbus.EventsStream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open %s: %w", natsbus.EventsStream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	last, first := info.State.LastSeq, info.State.FirstSeq
+	if info.State.Msgs == 0 {
+		return nil, 0, nil
+	}
+	start := first
+	if last >= uint64(scan) && last-uint64(scan)+1 > first {
+		start = last - uint64(scan) + 1
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []*event.Event
+	scanned := 0
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, 0, err
+		}
+		n := 0
+		done := false
+		for msg := range batch.Messages() {
+			n++
+			scanned++
+			if ev, err := event.Decode(msg.Data()); err == nil && ev.UUID == uuid {
+				out = append(out, ev)
+				if len(out) > keep {
+					out = slices.Delete(out, 0, 1)
+				}
+			}
+			if meta, err := msg.Metadata(); err == nil && meta.Sequence.Stream >= last {
+				done = true
+			}
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), jetstream.ErrNoMessages) {
+			return nil, 0, batch.Error()
+		}
+		if done || n == 0 {
+			return out, scanned, nil
+		}
+	}
+}

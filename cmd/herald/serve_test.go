@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-events/herald/actions/email/smtptest"
+	"github.com/herald-events/herald/config"
+	"github.com/herald-events/herald/links"
+	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/profile"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The link key of the tests, so they can sign tokens of their own.
+var testSecret = strings.Repeat("k", 32)
+
+// herald is a running `herald serve` with a real SMTP server and a NATS
+// client, for end-to-end tests.
+type herald struct {
+	t    *testing.T
+	srv  *server
+	smtp *smtptest.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   *profile.KV
+}
+
+func startHerald(t *testing.T, rulesDir string) *herald {
+	t.Helper()
+	t.Setenv(config.EnvLinkKeys, "t1:"+base64.RawURLEncoding.EncodeToString([]byte(testSecret)))
+	smtp := smtptest.NewServer(t)
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Rules = []string{rulesDir}
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.HTTP.BaseURL = ""
+	cfg.Email.From = "Example Shop <news@shop.example>"
+	cfg.Email.SMTP.URL = smtp.URL()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := startServer(context.Background(), cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	nc, err := nats.Connect(s.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), natsbus.ProfileBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &herald{t: t, srv: s, smtp: smtp, nc: nc, js: js, kv: profile.NewKV(kv)}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// publish sends raw event JSON the way any NATS client would.
+func (h *herald) publish(subject, data string) {
+	h.t.Helper()
+	if err := h.nc.Publish(subject, []byte(data)); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.nc.Flush(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *herald) profile(uuid string) *profile.Profile {
+	rec, _, err := h.kv.Get(context.Background(), uuid)
+	if err != nil {
+		return nil
+	}
+	return rec.Profile
+}
+
+func (h *herald) attribute(uuid, name string) any {
+	if p := h.profile(uuid); p != nil {
+		return p.Attributes[name]
+	}
+	return nil
+}
+
+func (h *herald) streamMsgs(name string) uint64 {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// received is an email as the SMTP server got it.
+type received struct {
+	to, subject string
+	header      mail.Header
+	text, html  string
+}
+
+func (h *herald) emails(n int) []received {
+	h.t.Helper()
+	var out []received
+	for _, m := range h.smtp.WaitFor(h.t, n, 15*time.Second) {
+		msg, err := mail.ReadMessage(strings.NewReader(string(m.Data)))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		r := received{to: m.To[0], subject: subject, header: msg.Header}
+		_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		mr := multipart.NewReader(msg.Body, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			body, _ := io.ReadAll(part)
+			if strings.HasPrefix(part.Header.Get("Content-Type"), "text/html") {
+				r.html = string(body)
+			} else {
+				r.text = string(body)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+var linkRE = regexp.MustCompile(`http://127\.0\.0\.1:\d+/l/[A-Za-z0-9._-]+`)
+
+func link(t *testing.T, text string) string {
+	t.Helper()
+	u := linkRE.FindString(text)
+	if u == "" {
+		t.Fatalf("no link in:\n%s", text)
+	}
+	return u
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func post(t *testing.T, u, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "HeraldTest/1.0")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+const annaForm = `{"action":"form.submit","label":"Newsletter form","uuid":"anna-7f3c","site":"shop.example.com","params":{"form_type":"newsletter","email":"anna@example.com","firstname":"Anna","newsletter_agreement_enabled":"enabled"}}`
+
+func TestServeDoubleOptIn(t *testing.T) {
+	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+
+	// The form: a confirmation request with a signed link.
+	h.publish("herald.events.web", annaForm)
+	req := h.emails(1)[0]
+	if req.to != "anna@example.com" || req.subject != "Please confirm your newsletter subscription" {
+		t.Fatalf("request email to %s, subject %q", req.to, req.subject)
+	}
+	if !strings.Contains(req.text, "Hello Anna,") || !strings.Contains(req.html, "Confirm my subscription") {
+		t.Fatalf("request email text:\n%s", req.text)
+	}
+	confirm := link(t, req.text)
+	if h.attribute("anna-7f3c", "newsletterAgreement") != "confirmation" {
+		t.Fatalf("profile before the click: %+v", h.profile("anna-7f3c"))
+	}
+
+	// GET shows a page and changes nothing: mail scanners fetch links.
+	events := h.streamMsgs(natsbus.EventsStream)
+	code, page := get(t, confirm)
+	if code != http.StatusOK || !strings.Contains(page, "<form") || !strings.Contains(page, `method="post"`) {
+		t.Fatalf("GET %s: %d\n%s", confirm, code, page)
+	}
+	if n := h.streamMsgs(natsbus.EventsStream); n != events {
+		t.Fatalf("GET published an event: %d events, was %d", n, events)
+	}
+
+	// The button: the agreement is enabled, with its evidence, and the
+	// "subscription confirmed" email goes out.
+	if resp := post(t, confirm, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	confirmed := h.emails(2)[1]
+	if confirmed.to != "anna@example.com" || confirmed.subject != "Your newsletter subscription is confirmed" {
+		t.Fatalf("confirmation email to %s, subject %q", confirmed.to, confirmed.subject)
+	}
+	eventually(t, "the agreement", func() bool { return h.attribute("anna-7f3c", "newsletterAgreement") == "enabled" })
+	p := h.profile("anna-7f3c")
+	if p.Attributes["newsletterConfirmedIp"] != "127.0.0.1" || p.Attributes["newsletterConfirmedUserAgent"] != "HeraldTest/1.0" ||
+		p.Attributes["newsletterConfirmedAt"] == nil || !p.HasTag("newsletter") {
+		t.Fatalf("profile after confirming: %+v", p)
+	}
+	// Pressing the button twice confirms once: the event id is the token's.
+	if resp := post(t, confirm, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second POST: %d", resp.StatusCode)
+	}
+
+	// The marketing email carries RFC 8058 one-click unsubscribe.
+	unsub := strings.Trim(confirmed.header.Get("List-Unsubscribe"), "<>")
+	if unsub != link(t, confirmed.text) || confirmed.header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Fatalf("List-Unsubscribe %q, List-Unsubscribe-Post %q", unsub, confirmed.header.Get("List-Unsubscribe-Post"))
+	}
+	resp := post(t, unsub, "List-Unsubscribe=One-Click")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
+		t.Fatalf("one-click unsubscribe: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	eventually(t, "the unsubscribe", func() bool { return h.attribute("anna-7f3c", "newsletterAgreement") == "disabled" })
+
+	// No further marketing email: the campaign is not sent to Anna. The
+	// form after it, from the same customer, is applied after it (a
+	// customer's events are in order), so once its email is here the
+	// campaign was handled.
+	h.publish("herald.events.web", `{"action":"campaign.send","uuid":"anna-7f3c","params":{"campaign":"newsletter"}}`)
+	h.publish("herald.events.web", annaForm)
+	all := h.emails(3)
+	if all[2].subject != "Please confirm your newsletter subscription" || len(h.smtp.Messages()) != 3 {
+		t.Fatalf("after unsubscribing: %d emails, the third %q", len(h.smtp.Messages()), all[2].subject)
+	}
+}
+
+func TestServeSingleOptInAndDisabled(t *testing.T) {
+	h := startHerald(t, "../../examples/newsletter-single-opt-in")
+	h.publish("herald.events.web", `{"action":"form.submit","label":"Newsletter form","uuid":"erin-1","params":{"form_type":"newsletter","email":"erin@example.com","newsletter_agreement_enabled":"enabled"}}`)
+	m := h.emails(1)[0]
+	if m.to != "erin@example.com" || m.header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+		t.Fatalf("welcome email to %s, headers %v", m.to, m.header)
+	}
+	if !strings.Contains(m.text, link(t, m.text)) || h.attribute("erin-1", "newsletterAgreement") != "enabled" {
+		t.Fatalf("profile %+v", h.profile("erin-1"))
+	}
+	h.publish("herald.events.web", `{"action":"form.submit","label":"Account","uuid":"erin-1","params":{"form_type":"account","newsletter_agreement_enabled":"disabled"}}`)
+	eventually(t, "the agreement disabled", func() bool { return h.attribute("erin-1", "newsletterAgreement") == "disabled" })
+}
+
+func TestServeRejectsBadTokens(t *testing.T) {
+	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+	h.publish("herald.events.web", annaForm)
+	good := link(t, h.emails(1)[0].text)
+	base := good[:strings.LastIndex(good, "/l/")+3]
+	token := good[len(base):]
+
+	signer, err := links.NewSigner(links.Key{ID: "t1", Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := signer.Sign(links.Claims{UUID: "anna-7f3c", Action: "newsletter.confirm", Link: "confirm", Event: "x", Rule: "doi-request", Expires: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := []byte(token)
+	i := len(flipped) - 5
+	if flipped[i] == 'A' {
+		flipped[i] = 'B'
+	} else {
+		flipped[i] = 'A'
+	}
+	events := h.streamMsgs(natsbus.EventsStream)
+	for name, u := range map[string]string{
+		"tampered": base + string(flipped),
+		"expired":  base + expired,
+		"garbage":  base + url.PathEscape("v1.nope"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if code, _ := get(t, u); code != http.StatusBadRequest {
+				t.Errorf("GET: %d, want 400", code)
+			}
+			if resp := post(t, u, ""); resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("POST: %d, want 400", resp.StatusCode)
+			}
+		})
+	}
+	if n := h.streamMsgs(natsbus.EventsStream); n != events {
+		t.Fatalf("bad tokens published %d events", n-events)
+	}
+	if h.attribute("anna-7f3c", "newsletterAgreement") != "confirmation" {
+		t.Fatal("a bad token changed the agreement")
+	}
+}
+
+func TestServeKeepsInvalidEventsInTheDeadLetterStream(t *testing.T) {
+	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+	h.publish("herald.events.web", annaForm)
+	h.publish("herald.events.web", `{"action":"form.submit","uuid":"x","params":{"cart":{"items":2}}}`)
+	h.publish("herald.events.web", `not json`)
+	h.publish("herald.events.web", strings.ReplaceAll(strings.ReplaceAll(annaForm, "anna", "bob"), "Anna", "Bob"))
+	h.emails(2) // the valid events around the invalid ones are processed
+	eventually(t, "two dead letters", func() bool { return h.streamMsgs(natsbus.DeadStream) == 2 })
+	stream, err := h.js.Stream(context.Background(), natsbus.DeadStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := first.Header.Get("Herald-Reason"); !strings.Contains(reason, "params.cart: objects are not allowed") {
+		t.Fatalf("dead letter reason %q", reason)
+	}
+	if !strings.Contains(string(first.Data), `"cart"`) {
+		t.Fatalf("dead letter body %s", first.Data)
+	}
+}
