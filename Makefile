@@ -45,10 +45,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./event
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules
 
-## bench: the benchmarks, figures written to $(BENCH_OUT)
+## bench: the benchmarks, figures written to $(BENCH_OUT): decoding and
+## evaluation, then herald serve end to end on the embedded NATS server
 bench:
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./event ./engine | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench BenchmarkServe -benchtime 2000x -count 3 ./cmd/herald | tee -a $(BENCH_OUT)
 
 clean:
 	rm -rf $(BIN)

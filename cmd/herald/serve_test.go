@@ -38,10 +38,10 @@ type herald struct {
 	kv   *profile.KV
 }
 
-func startHerald(t *testing.T, rulesDir string) *herald {
+func startHerald(t *testing.T, rulesDir string, smtpOpts ...smtptest.Option) *herald {
 	t.Helper()
 	t.Setenv(config.EnvLinkKeys, "t1:"+base64.RawURLEncoding.EncodeToString([]byte(testSecret)))
-	smtp := smtptest.NewServer(t)
+	smtp := smtptest.NewServer(t, smtpOpts...)
 	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -370,5 +370,30 @@ func TestServeKeepsInvalidEventsInTheDeadLetterStream(t *testing.T) {
 	}
 	if !strings.Contains(string(first.Data), `"cart"`) {
 		t.Fatalf("dead letter body %s", first.Data)
+	}
+}
+
+func TestServeRetriesWhenSMTPFailsTemporarily(t *testing.T) {
+	// The server answers 451 to the first message, as a greylisting or
+	// overloaded server does. The event is nak'ed and redelivered; the
+	// email arrives once, and the profile was changed once.
+	h := startHerald(t, "../../examples/newsletter-double-opt-in",
+		smtptest.WithReply(smtptest.Data, smtptest.Reply{Code: 451, Message: "try again later", Times: 1}))
+	h.publish("herald.events.web", annaForm)
+	eventually(t, "the profile change", func() bool { return h.attribute("anna-7f3c", "newsletterAgreement") == "confirmation" })
+	requested := h.attribute("anna-7f3c", "newsletterRequestedAt")
+	m := h.emails(1)[0]
+	if m.subject != "Please confirm your newsletter subscription" {
+		t.Fatalf("subject %q", m.subject)
+	}
+	if got := h.attribute("anna-7f3c", "newsletterRequestedAt"); got != requested {
+		t.Fatalf("the redelivery applied the rules again: requested at %v, then %v", requested, got)
+	}
+	eventually(t, "the outbox emptied", func() bool {
+		rec, _, err := h.kv.Get(context.Background(), "anna-7f3c")
+		return err == nil && len(rec.Outbox) == 0
+	})
+	if n := len(h.smtp.Messages()); n != 1 {
+		t.Fatalf("%d emails accepted, want 1", n)
 	}
 }
