@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -56,6 +57,8 @@ type Config struct {
 	Email   Email    `yaml:"email"`
 	Workers int      `yaml:"workers"`
 	Log     Log      `yaml:"log"`
+
+	baseURLDefaulted bool
 }
 
 // NATS says which NATS to use: an embedded server (no URL, the default) or
@@ -69,7 +72,8 @@ type NATS struct {
 	// Fsync makes the embedded server sync every write to disk. Default
 	// true: an acknowledged event survives a power cut.
 	Fsync *bool `yaml:"fsync"`
-	// Replicas of Herald's streams and bucket on a cluster. Default 1.
+	// Replicas of Herald's streams and bucket on a cluster. Unset: 1 when
+	// Herald creates them, and whatever they have when they exist.
 	Replicas int `yaml:"replicas"`
 	// Credentials for an existing deployment; the password and token come
 	// from HERALD_NATS_PASSWORD and HERALD_NATS_TOKEN.
@@ -183,14 +187,12 @@ func (c *Config) applyDefaults() {
 		yes := true
 		c.NATS.Fsync = &yes
 	}
-	if c.NATS.Replicas == 0 {
-		c.NATS.Replicas = 1
-	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8080"
 	}
 	if c.HTTP.BaseURL == "" {
 		c.HTTP.BaseURL = "http://" + c.HTTP.Listen
+		c.baseURLDefaulted = true
 	}
 	c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
 	if c.HTTP.SiteName == "" {
@@ -237,20 +239,27 @@ func (c *Config) validate() error {
 	} else if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
 		bad("nats.listen", "%q is not host:port", c.NATS.Listen)
 	}
-	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+	if c.NATS.Replicas < 0 || c.NATS.Replicas > 5 {
 		bad("nats.replicas", "%d: use 1 to 5", c.NATS.Replicas)
 	}
 	if (c.NATS.TLS.Cert == "") != (c.NATS.TLS.Key == "") {
 		bad("nats.tls", "cert and key go together")
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+	if host, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	} else if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && c.baseURLDefaulted {
+		bad("http.base_url", "required when http.listen is %q: links in emails need an address customers can reach", c.HTTP.Listen)
 	}
 	if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("http.base_url", "%q is not an http(s) URL", c.HTTP.BaseURL)
 	}
-	if !strings.Contains(c.Email.From, "@") {
+	if _, err := mail.ParseAddress(c.Email.From); err != nil {
 		bad("email.from", "%q is not an address such as \"Example Shop <news@shop.example>\"", c.Email.From)
+	}
+	if c.Email.ReplyTo != "" {
+		if _, err := mail.ParseAddress(c.Email.ReplyTo); err != nil {
+			bad("email.reply_to", "%q is not an email address", c.Email.ReplyTo)
+		}
 	}
 	if c.Email.SMTP.URL != "" {
 		u, err := url.Parse(c.Email.SMTP.URL)
@@ -261,6 +270,8 @@ func (c *Config) validate() error {
 			if _, has := u.User.Password(); has {
 				bad("email.smtp.url", "holds a password; set %s instead", EnvSMTPPassword)
 			}
+		case c.Email.SMTP.Password != "":
+			bad("email.smtp.url", "has no user name, but %s is set: write smtp://USER@host:port", EnvSMTPPassword)
 		}
 	}
 	switch c.Email.SMTP.TLSPolicy {

@@ -70,13 +70,14 @@ email:
   smtp:
     url: http://mail
     tls_policy: sometimes
+  reply_to: also nobody
 workers: -1
 log: {level: loud}
 `))
 	if err == nil {
 		t.Fatal("Load accepted a broken config")
 	}
-	for _, want := range []string{"nats.listen", "nats.replicas", "http.base_url", "email.from", "email.smtp.url", "email.smtp.tls_policy", "workers", "log.level"} {
+	for _, want := range []string{"nats.listen", "nats.replicas", "http.base_url", "email.from", "email.reply_to", "email.smtp.url", "email.smtp.tls_policy", "workers", "log.level"} {
 		if !strings.Contains(err.Error(), want+":") {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -114,6 +115,24 @@ func TestSecretsComeFromTheEnvironmentAndAreNeverPrinted(t *testing.T) {
 	}
 	_, err = Load(write(t, "nats:\n  url: \"nats://u:"+password+"@[::1\"\n"))
 	if err == nil || strings.Contains(err.Error(), password) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestBaseURLIsRequiredWhenListeningOnAllAddresses(t *testing.T) {
+	_, err := Load(write(t, "http:\n  listen: 0.0.0.0:8080\n"))
+	if err == nil || !strings.Contains(err.Error(), "http.base_url: required") {
+		t.Fatalf("error = %v", err)
+	}
+	if _, err := Load(write(t, "http:\n  listen: 0.0.0.0:8080\n  base_url: https://news.shop.example\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSMTPPasswordNeedsAUser(t *testing.T) {
+	t.Setenv(EnvSMTPPassword, "pw")
+	_, err := Load(write(t, "email:\n  smtp:\n    url: smtp://mail.shop.example:587\n"))
+	if err == nil || !strings.Contains(err.Error(), "has no user name") {
 		t.Fatalf("error = %v", err)
 	}
 }
