@@ -39,6 +39,9 @@ type Consumer struct {
 	// Backoff gives the redelivery delay after the n-th failed delivery
 	// (n from 1); default doubles from 1s to at most 5 minutes.
 	Backoff func(n uint64) time.Duration
+	// AckWait is the consumer's ack wait; events under way are reported
+	// in progress three times within it (default: every 10s).
+	AckWait time.Duration
 	// Drain bounds how long Run waits for events under way at shutdown
 	// (default 30s).
 	Drain  time.Duration
@@ -184,6 +187,15 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// progressEvery is how often an event under way is reported in progress:
+// well within the consumer's ack wait.
+func (c *Consumer) progressEvery() time.Duration {
+	if c.AckWait > 0 {
+		return c.AckWait / 3
+	}
+	return 10 * time.Second
+}
+
 // worker handles the events of its share of customers, in order.
 type worker struct {
 	c *Consumer
@@ -205,7 +217,24 @@ func (w *worker) handle(ctx context.Context, j job) {
 			return
 		}
 	}
-	if err := c.Handle(ctx, ev); err != nil {
+	// Tell the server the event is still being worked on, so a slow SMTP
+	// server does not make it redeliver the event elsewhere meanwhile.
+	progress := time.NewTicker(c.progressEvery())
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-progress.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := c.Handle(ctx, ev)
+	progress.Stop()
+	close(done)
+	if err != nil {
 		delay := c.Backoff(meta.NumDelivered)
 		c.Logger.Warn("event will be retried", "event", ev.ID, "uuid", ev.UUID, "delivery", meta.NumDelivered, "delay", delay, "err", err)
 		w.blocked[ev.UUID] = blocked{seq: meta.Sequence.Stream, until: time.Now().Add(delay)}

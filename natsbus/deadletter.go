@@ -101,3 +101,30 @@ func reasonLine(err error) string {
 	}
 	return s[:cut] + ellipsis
 }
+
+// HeaderEffectKey names a failed effect: the source event, rule and step.
+const HeaderEffectKey = "Herald-Effect-Key"
+
+// DeadEffectSubject is where effects that failed for good are kept.
+const DeadEffectSubject = deadPrefix + "effects"
+
+// DeadEffect keeps an effect that failed for good (an email the SMTP
+// server rejected, a template that does not render) in DeadStream on
+// DeadEffectSubject: the effect as the runner encoded it, with
+// HeaderReason, HeaderEffectKey and HeaderFailedAt. Its Nats-Msg-Id is
+// "effect-<key>", so keeping the same effect twice stores it once.
+func DeadEffect(ctx context.Context, js jetstream.JetStream, key string, effect []byte, reason error, now time.Time) error {
+	out := nats.NewMsg(DeadEffectSubject)
+	out.Header.Set(HeaderReason, reasonLine(reason))
+	out.Header.Set(HeaderEffectKey, key)
+	out.Header.Set(HeaderFailedAt, now.UTC().Format(time.RFC3339))
+	out.Data = effect
+	var opts []jetstream.PublishOpt
+	if key != "" {
+		opts = append(opts, jetstream.WithMsgID("effect-"+key))
+	}
+	if _, err := js.PublishMsg(ctx, out, opts...); err != nil {
+		return fmt.Errorf("keep failed effect %s: %w", key, err)
+	}
+	return nil
+}

@@ -41,6 +41,10 @@ type Config struct {
 	Linker  Linker
 	// From and ReplyTo are the emails' From and Reply-To.
 	From, ReplyTo string
+	// DeadLetter keeps an effect that failed for good (a rejected
+	// recipient, a broken template), with the reason, so it is not lost
+	// silently; nil only logs it.
+	DeadLetter func(ctx context.Context, key string, effect []byte, reason error) error
 	// Now is the clock; Logger receives rule errors and dropped effects.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -112,7 +116,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		for _, e := range plan.Errors {
 			r.cfg.Logger.Warn("rule failed", "rule", e.Rule, "event", e.EventID, "err", e.Err)
 		}
-		entries, err := r.entries(plan, now)
+		entries, err := r.entries(ctx, plan, now)
 		if err != nil {
 			return err
 		}
@@ -161,7 +165,7 @@ type emitted struct {
 
 // entries renders a plan's emails and lists its emits, in order.
 // Suppressed emails are logged and left out.
-func (r *Runner) entries(plan *engine.Plan, now time.Time) ([]*entry, error) {
+func (r *Runner) entries(ctx context.Context, plan *engine.Plan, now time.Time) ([]*entry, error) {
 	var out []*entry
 	ev := plan.Event
 	for _, f := range plan.Fired {
@@ -174,8 +178,11 @@ func (r *Runner) entries(plan *engine.Plan, now time.Time) ([]*entry, error) {
 				m, err := r.render(ev, f.Rule, e.Step, e.Email, now)
 				if err != nil {
 					// A template that fails to render fails the same way
-					// on every retry: report it and go on.
-					r.cfg.Logger.Error("email not sent: render failed", "rule", f.Rule, "event", ev.ID, "err", err)
+					// on every retry: keep it as a failed effect and go on.
+					raw, _ := json.Marshal(map[string]any{"key": key, "event": ev.ID, "template": e.Email.Template.Name, "to": e.Email.To})
+					if err := r.failed(ctx, key, raw, fmt.Errorf("render email: %w", err)); err != nil {
+						return nil, err
+					}
 					continue
 				}
 				out = append(out, &entry{Key: key, Event: ev.ID, Email: m})
@@ -238,12 +245,16 @@ func (r *Runner) perform(ctx context.Context, uuid string) error {
 		}
 		var e entry
 		if err := json.Unmarshal(rec.Outbox[0], &e); err != nil {
-			r.cfg.Logger.Error("effect dropped: cannot decode it", "uuid", uuid, "err", err)
+			if err := r.failed(ctx, "", rec.Outbox[0], fmt.Errorf("decode effect: %w", err)); err != nil {
+				return err
+			}
 		} else if retry, err := r.do(ctx, &e); err != nil {
 			if retry {
 				return &RetryError{Err: fmt.Errorf("perform %s: %w", e.Key, err)}
 			}
-			r.cfg.Logger.Error("effect dropped", "key", e.Key, "event", e.Event, "err", err)
+			if err := r.failed(ctx, e.Key, rec.Outbox[0], err); err != nil {
+				return err
+			}
 		}
 		rec.Outbox = rec.Outbox[1:]
 		if len(rec.Outbox) == 0 {
@@ -255,6 +266,20 @@ func (r *Runner) perform(ctx context.Context, uuid string) error {
 		// On a conflict the next round reads the record again; the effect
 		// may be performed twice, which its idempotency key absorbs.
 	}
+}
+
+// failed reports an effect that cannot succeed and keeps it in the
+// dead letters. If keeping it fails, the effect stays in the outbox and
+// the event is retried.
+func (r *Runner) failed(ctx context.Context, key string, effect []byte, reason error) error {
+	r.cfg.Logger.Error("effect failed and will not be retried", "key", key, "err", reason)
+	if r.cfg.DeadLetter == nil {
+		return nil
+	}
+	if err := r.cfg.DeadLetter(ctx, key, effect, reason); err != nil {
+		return &RetryError{Err: fmt.Errorf("keep failed effect %s: %w", key, err)}
+	}
+	return nil
 }
 
 func (r *Runner) do(ctx context.Context, e *entry) (retry bool, err error) {

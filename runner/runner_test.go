@@ -46,6 +46,7 @@ type fixture struct {
 	store   *profile.Memory
 	smtp    *smtptest.Server
 	emitter *recordingEmitter
+	dead    []string // key: reason
 }
 
 func newFixture(t *testing.T, opts ...smtptest.Option) *fixture {
@@ -64,6 +65,10 @@ func newFixture(t *testing.T, opts ...smtptest.Option) *fixture {
 		Engine: engine.New(set), Store: f.store, Mailer: mailer, Emitter: f.emitter, Linker: linker,
 		From: "Example Shop <news@shop.example>", ReplyTo: "help@shop.example",
 		Now: func() time.Time { return t0 },
+		DeadLetter: func(_ context.Context, key string, _ []byte, reason error) error {
+			f.dead = append(f.dead, key+": "+reason.Error())
+			return nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +200,9 @@ func TestHandleDropsPermanentFailures(t *testing.T) {
 	}
 	if rec := f.record(t); len(rec.Outbox) != 0 {
 		t.Fatalf("outbox keeps %d effects", len(rec.Outbox))
+	}
+	if len(f.dead) != 1 || !strings.HasPrefix(f.dead[0], "01KB0000000000000000000001.doi-request.1: ") || !strings.Contains(f.dead[0], "550") {
+		t.Fatalf("dead letters %q, want the rejected email with its reason", f.dead)
 	}
 }
 

@@ -50,6 +50,10 @@ HERALD_SMTP_PASSWORD, HERALD_NATS_PASSWORD, HERALD_NATS_TOKEN.`)
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "herald serve: unexpected argument %q; rule directories go in the config file (rules:)\n", fl.Arg(0))
+		return exitUsage
+	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -69,13 +73,39 @@ HERALD_SMTP_PASSWORD, HERALD_NATS_PASSWORD, HERALD_NATS_TOKEN.`)
 		return exitUsage
 	}
 	s.banner(c.stdout)
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-hup:
+			s.reload()
+		case <-s.stopped:
+			running = false
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	stop() // a second signal ends the process at once
 	logger.Info("shutting down: finishing the events under way")
 	if err := s.shutdown(); err != nil {
 		fmt.Fprintf(c.stderr, "herald serve: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// reload loads the rule files again and swaps them in. If any file has an
+// error, the rules in use stay as they are.
+func (s *server) reload() {
+	set, err := rules.Load(s.cfg.Rules...)
+	if err != nil {
+		s.logger.Error("rules not reloaded; the rules in use stay", "err", err)
+		return
+	}
+	s.engine.SetRules(set)
+	s.rules = set
+	s.logger.Info("rules reloaded", "rules", set.Len())
 }
 
 func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
@@ -102,8 +132,10 @@ type server struct {
 	httpAddr string
 	baseURL  string
 
+	engine   *engine.Engine
 	cancel   context.CancelFunc
 	consumer sync.WaitGroup
+	stopped  chan struct{} // closed when the consumer stops
 	runErr   error
 }
 
@@ -139,8 +171,9 @@ func startServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 		return nil, err
 	}
 	pub := &publisher{js: s.js}
+	s.engine = engine.New(s.rules)
 	run, err := runner.New(runner.Config{
-		Engine:  engine.New(s.rules),
+		Engine:  s.engine,
 		Store:   profile.NewKV(res.Profiles),
 		Mailer:  s.mailer,
 		Emitter: pub,
@@ -152,6 +185,9 @@ func startServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 			return links.URL(s.baseURL, token), nil
 		},
 		From: cfg.Email.From, ReplyTo: cfg.Email.ReplyTo,
+		DeadLetter: func(ctx context.Context, key string, effect []byte, reason error) error {
+			return natsbus.DeadEffect(ctx, s.js, key, effect, reason, time.Now())
+		},
 		Logger: logger,
 	})
 	if err != nil {
@@ -174,6 +210,12 @@ func startServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 			http.Error(w, "NATS "+s.nc.Status().String(), http.StatusServiceUnavailable)
 			return
 		}
+		select {
+		case <-s.stopped:
+			http.Error(w, "not consuming events", http.StatusServiceUnavailable)
+			return
+		default:
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -190,11 +232,19 @@ func startServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 			return natsbus.DeadLetter(ctx, s.js, msg, reason, time.Now())
 		},
 		Workers: cfg.Workers,
+		AckWait: natsbus.AckWait,
 		Logger:  logger,
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.consumer.Go(func() { s.runErr = consumer.Run(runCtx) })
+	s.stopped = make(chan struct{})
+	s.consumer.Go(func() {
+		defer close(s.stopped)
+		if err := consumer.Run(runCtx); err != nil {
+			s.runErr = err
+			logger.Error("stopped consuming events", "err", err)
+		}
+	})
 	return s, nil
 }
 
@@ -311,7 +361,7 @@ func (s *server) banner(w io.Writer) {
 	fmt.Fprintf(w, "  HTTP     http://%s (signed links under %s/l/)\n", s.httpAddr, s.baseURL)
 	fmt.Fprintf(w, "  email    %s\n", mail)
 	fmt.Fprintf(w, "  rules    %d rules from %v\n", s.rules.Len(), s.cfg.Rules)
-	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+	fmt.Fprintf(w, "Press Ctrl-C to stop; send SIGHUP to reload the rules.\n")
 }
 
 // shutdown stops pulling events, lets the events under way finish, then

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -395,5 +398,76 @@ func TestServeRetriesWhenSMTPFailsTemporarily(t *testing.T) {
 	})
 	if n := len(h.smtp.Messages()); n != 1 {
 		t.Fatalf("%d emails accepted, want 1", n)
+	}
+}
+
+func TestServeKeepsRejectedEmailsInTheDeadLetterStream(t *testing.T) {
+	h := startHerald(t, "../../examples/newsletter-double-opt-in",
+		smtptest.WithReply(smtptest.Rcpt, smtptest.Reply{Code: 550, Message: "no such mailbox"}))
+	h.publish("herald.events.web", annaForm)
+	eventually(t, "the failed email kept", func() bool { return h.streamMsgs(natsbus.DeadStream) == 1 })
+	stream, err := h.js.Stream(context.Background(), natsbus.DeadStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(context.Background(), natsbus.DeadEffectSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := m.Header.Get(natsbus.HeaderReason); !strings.Contains(reason, "550") || !strings.Contains(reason, "anna@example.com") {
+		t.Fatalf("reason %q", reason)
+	}
+	if !strings.Contains(string(m.Data), "Please confirm your newsletter subscription") {
+		t.Fatalf("the kept effect lacks the email: %s", m.Data)
+	}
+	// The profile change stands; only the email failed.
+	if h.attribute("anna-7f3c", "newsletterAgreement") != "confirmation" {
+		t.Fatalf("profile %+v", h.profile("anna-7f3c"))
+	}
+}
+
+func TestServeReloadKeepsWorkingRulesWhenAFileBreaks(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "../../examples/newsletter-double-opt-in", dir)
+	h := startHerald(t, dir)
+	before := h.srv.engine.Rules()
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("rules:\n  - name: broken\n    iff: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.reload()
+	if h.srv.engine.Rules() != before {
+		t.Fatal("a broken rule file replaced the working rules")
+	}
+	h.publish("herald.events.web", annaForm)
+	h.emails(1) // still served by the old rules
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("rules:\n  - {name: only, on: form.submit, do: [{tag: reloaded}]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.reload()
+	if h.srv.engine.Rules().Len() != 1 {
+		t.Fatalf("after a good reload: %d rules", h.srv.engine.Rules().Len())
+	}
+	h.publish("herald.events.web", strings.ReplaceAll(annaForm, "anna-7f3c", "carl-1"))
+	eventually(t, "the new rule", func() bool { p := h.profile("carl-1"); return p != nil && p.HasTag("reloaded") })
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
