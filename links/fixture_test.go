@@ -218,7 +218,7 @@ func assertPage(t *testing.T, r response, status int, token string, want ...stri
 // publishes.
 func wantEvent(tok string, c links.Claims, ip, userAgent string, oneClick bool) *event.Event {
 	return &event.Event{
-		ID:     event.DeriveID(c.Expires, tok),
+		ID:     event.DeriveID(clickTime.Truncate(time.Minute), tok),
 		Action: c.Action,
 		Label:  c.Label,
 		Time:   clickTime,

@@ -152,8 +152,10 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, c Claims, words w
 }
 
 // newEvent builds the event that a confirmed link publishes. Its id depends on
-// the token alone, so that a second submit or a retry of the same link
-// publishes the same id and is deduplicated downstream.
+// the token and the minute of the click, so a double submit or a retry of
+// the same link publishes the same id and is deduplicated downstream, while
+// the same link used again later (unsubscribing again after subscribing
+// anew) is a new event.
 func (h *Handler) newEvent(r *http.Request, c Claims, now time.Time, oneClick bool) *event.Event {
 	params := map[string]any{
 		"link":         c.Link,
@@ -169,7 +171,7 @@ func (h *Handler) newEvent(r *http.Request, c Claims, now time.Time, oneClick bo
 		params["source_rule"] = c.Rule
 	}
 	return &event.Event{
-		ID:     event.DeriveID(c.Expires, tokenOf(r)),
+		ID:     event.DeriveID(now.Truncate(time.Minute), tokenOf(r)),
 		Action: c.Action,
 		Label:  c.Label,
 		Time:   now.UTC(),

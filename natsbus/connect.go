@@ -41,10 +41,10 @@ type ConnectOptions struct {
 	// errors or logs.
 	Token string
 	// CAFile is a PEM file of the CAs trusted to sign the servers'
-	// certificates (nats.ca). Setting it requires TLS.
+	// certificates (nats.tls.ca). Setting it requires TLS.
 	CAFile string
 	// CertFile and KeyFile are the PEM client certificate and its key for
-	// mutual TLS (nats.cert, nats.key); set both or neither.
+	// mutual TLS (nats.tls.cert, nats.tls.key); set both or neither.
 	CertFile, KeyFile string
 	// Name is the connection name servers show; default "herald".
 	Name string
@@ -178,23 +178,23 @@ func (o ConnectOptions) options() ([]nats.Option, error) {
 	if o.CAFile != "" {
 		pool, err := loadCAs(o.CAFile)
 		if err != nil {
-			fail("ca", "%v", err)
+			fail("tls.ca", "%v", err)
 		} else {
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
 	}
 	switch {
 	case o.CertFile != "" && o.KeyFile == "":
-		fail("key", "required with nats.cert")
+		fail("tls.key", "required with nats.tls.cert")
 	case o.CertFile == "" && o.KeyFile != "":
-		fail("cert", "required with nats.key")
+		fail("tls.cert", "required with nats.tls.key")
 	case o.CertFile != "":
 		if err := checkFile(o.CertFile); err != nil {
-			fail("cert", "%v", err)
+			fail("tls.cert", "%v", err)
 		} else if err := checkFile(o.KeyFile); err != nil {
-			fail("key", "%v", err)
+			fail("tls.key", "%v", err)
 		} else if cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile); err != nil {
-			fail("cert", "load certificate and key: %v", err)
+			fail("tls.cert", "load certificate and key: %v", err)
 		} else {
 			if tlsConfig == nil {
 				tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -67,16 +67,16 @@ func TestConnectValidation(t *testing.T) {
 		{"user without password", natsbus.ConnectOptions{User: "herald"}, []string{"nats.password: required with nats.user"}},
 		{"two ways to authenticate", natsbus.ConnectOptions{CredsFile: creds, User: "herald", Password: secretPassword, Token: secretToken},
 			[]string{"nats.user: cannot be combined with nats.creds", "nats.token: cannot be combined with nats.creds"}},
-		{"cert without key", natsbus.ConnectOptions{CertFile: certFile}, []string{"nats.key: required with nats.cert"}},
-		{"key without cert", natsbus.ConnectOptions{KeyFile: keyFile}, []string{"nats.cert: required with nats.key"}},
-		{"cert is not pem", natsbus.ConnectOptions{CertFile: garbage, KeyFile: keyFile}, []string{"nats.cert: load certificate and key"}},
-		{"key missing", natsbus.ConnectOptions{CertFile: certFile, KeyFile: missing}, []string{"nats.key: ", "no such file"}},
-		{"ca is not pem", natsbus.ConnectOptions{CAFile: garbage}, []string{"nats.ca: no PEM certificate in " + garbage}},
-		{"ca missing", natsbus.ConnectOptions{CAFile: missing}, []string{"nats.ca: ", "no such file"}},
+		{"cert without key", natsbus.ConnectOptions{CertFile: certFile}, []string{"nats.tls.key: required with nats.tls.cert"}},
+		{"key without cert", natsbus.ConnectOptions{KeyFile: keyFile}, []string{"nats.tls.cert: required with nats.tls.key"}},
+		{"cert is not pem", natsbus.ConnectOptions{CertFile: garbage, KeyFile: keyFile}, []string{"nats.tls.cert: load certificate and key"}},
+		{"key missing", natsbus.ConnectOptions{CertFile: certFile, KeyFile: missing}, []string{"nats.tls.key: ", "no such file"}},
+		{"ca is not pem", natsbus.ConnectOptions{CAFile: garbage}, []string{"nats.tls.ca: no PEM certificate in " + garbage}},
+		{"ca missing", natsbus.ConnectOptions{CAFile: missing}, []string{"nats.tls.ca: ", "no such file"}},
 		{"bad scheme", natsbus.ConnectOptions{URL: "http://herald:" + secretPassword + "@localhost:4222"}, []string{`nats.url: http://redacted@localhost:4222: scheme "http"`}},
 		{"token in url", natsbus.ConnectOptions{URL: "nats://" + secretToken + "@/"}, []string{"nats.url: nats://redacted@/: no host"}},
 		{"several problems at once", natsbus.ConnectOptions{CredsFile: missing, CertFile: certFile, Password: secretPassword},
-			[]string{"nats.creds: ", "nats.key: required", "nats.user: required"}},
+			[]string{"nats.creds: ", "nats.tls.key: required", "nats.user: required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
