@@ -109,7 +109,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			return fmt.Errorf("load profile %s: %w", ev.UUID, err)
 		}
 		if rec.HasApplied(ev.ID) {
-			return r.perform(ctx, ev.UUID)
+			return r.perform(ctx, ev.UUID, rec, rev)
 		}
 		now := r.cfg.Now()
 		plan := r.cfg.Engine.Evaluate(ev, rec.Profile, now)
@@ -137,14 +137,15 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			}
 			rec.Outbox = append(rec.Outbox, raw)
 		}
-		if _, err := r.cfg.Store.Put(ctx, ev.UUID, rec, rev); errors.Is(err, profile.ErrConflict) {
+		rev, err = r.cfg.Store.Put(ctx, ev.UUID, rec, rev)
+		if errors.Is(err, profile.ErrConflict) {
 			continue // someone else wrote the profile: evaluate again
 		} else if err != nil {
 			return fmt.Errorf("store profile %s: %w", ev.UUID, err)
 		}
 		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", ev.UUID,
 			"rules", len(plan.Fired), "changes", len(changes), "effects", len(entries))
-		return r.perform(ctx, ev.UUID)
+		return r.perform(ctx, ev.UUID, rec, rev)
 	}
 	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", ev.UUID, maxConflicts)}
 }
@@ -234,15 +235,8 @@ func (r *Runner) render(ev *event.Event, rule string, step int, m *engine.Email,
 // failure) are performed too, so nothing stays behind. A retryable failure
 // stops it with a *RetryError; a permanent one is logged and the effect
 // dropped, since retrying would fail the same way.
-func (r *Runner) perform(ctx context.Context, uuid string) error {
-	for {
-		rec, rev, err := r.cfg.Store.Get(ctx, uuid)
-		if err != nil {
-			return fmt.Errorf("load profile %s: %w", uuid, err)
-		}
-		if len(rec.Outbox) == 0 {
-			return nil
-		}
+func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64) error {
+	for len(rec.Outbox) > 0 {
 		var e entry
 		if err := json.Unmarshal(rec.Outbox[0], &e); err != nil {
 			if err := r.failed(ctx, "", rec.Outbox[0], fmt.Errorf("decode effect: %w", err)); err != nil {
@@ -260,12 +254,20 @@ func (r *Runner) perform(ctx context.Context, uuid string) error {
 		if len(rec.Outbox) == 0 {
 			rec.Outbox = nil
 		}
-		if _, err := r.cfg.Store.Put(ctx, uuid, rec, rev); err != nil && !errors.Is(err, profile.ErrConflict) {
+		var err error
+		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
+		if errors.Is(err, profile.ErrConflict) {
+			// Someone else wrote the record meanwhile: read it again. The
+			// effect just performed may still be listed and be performed
+			// twice, which its idempotency key absorbs.
+			if rec, rev, err = r.cfg.Store.Get(ctx, uuid); err != nil {
+				return fmt.Errorf("load profile %s: %w", uuid, err)
+			}
+		} else if err != nil {
 			return fmt.Errorf("store profile %s: %w", uuid, err)
 		}
-		// On a conflict the next round reads the record again; the effect
-		// may be performed twice, which its idempotency key absorbs.
 	}
+	return nil
 }
 
 // failed reports an effect that cannot succeed and keeps it in the

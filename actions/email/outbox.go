@@ -34,6 +34,10 @@ type Outbox struct {
 	// mu serialises rename and clean-up, so that two writes of one ID under
 	// different dates cannot delete each other's file.
 	mu sync.Mutex
+	// files maps "-<id>.eml" to the file holding that message, so that
+	// replacing an older copy costs no directory scan per message. It is
+	// read from the folder on the first write.
+	files map[string][]string
 }
 
 // NewOutbox returns an outbox writing into dir, creating dir (mode 0755) if
@@ -105,35 +109,45 @@ func (o *Outbox) Send(ctx context.Context, m *Message) (retry bool, err error) {
 func (o *Outbox) publish(tmp, path string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.files == nil {
+		if err := o.index(); err != nil {
+			return err
+		}
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write outbox: %w", err)
 	}
-	return o.removeOtherDates(path)
-}
-
-// removeOtherDates deletes files of the same message ID under another date,
-// so that a message re-rendered with a new Date replaces the old file.
-func (o *Outbox) removeOtherDates(path string) error {
 	keep := filepath.Base(path)
 	suffix := keep[len(outboxDateFormat):] // "-<id>.eml"
-	entries, err := os.ReadDir(o.dir)
-	if err != nil {
-		return fmt.Errorf("read outbox: %w", err)
-	}
 	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		if name == keep || len(name) != len(keep) || !strings.HasSuffix(name, suffix) || !e.Type().IsRegular() {
-			continue
-		}
-		if !isOutboxDate(name[:len(outboxDateFormat)]) {
+	for _, name := range o.files[suffix] {
+		if name == keep {
 			continue
 		}
 		if err := os.Remove(filepath.Join(o.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("replace older copy: %w", err))
 		}
 	}
+	o.files[suffix] = []string{keep}
 	return errors.Join(errs...)
+}
+
+// index reads the names of the messages already in the folder.
+func (o *Outbox) index() error {
+	entries, err := os.ReadDir(o.dir)
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	o.files = make(map[string][]string, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || len(name) <= len(outboxDateFormat) || !isOutboxDate(name[:len(outboxDateFormat)]) || !strings.HasSuffix(name, ".eml") {
+			continue
+		}
+		suffix := name[len(outboxDateFormat):]
+		o.files[suffix] = append(o.files[suffix], name)
+	}
+	return nil
 }
 
 // isOutboxDate reports whether s looks like 20261128T100000Z.
