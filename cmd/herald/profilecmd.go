@@ -19,58 +19,63 @@ import (
 func (c *cli) profile(args []string) int {
 	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
 their latest events among the most recent events in the stream.`)
-	url := fl.String("nats", envOr("NATS_URL", defaultNATSURL), "NATS `URL` (default from NATS_URL)")
+	target := natsFlags(fl)
 	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
 	scan := fl.Int("scan", 10000, "how many of the stream's latest `events` to look through")
-	asJSON := fl.Bool("json", false, "print the stored record as JSON")
+	asJSON := fl.Bool("json", false, "print the stored record (null when there is none) and the events as JSON")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
-	if fl.NArg() != 1 {
+	if fl.NArg() != 1 || fl.Arg(0) == "" {
 		fl.Usage()
 		return exitUsage
 	}
+	if *recent < 1 || *scan < 1 {
+		fmt.Fprintf(c.stderr, "herald profile: --recent %d, --scan %d: both must be at least 1\n", *recent, *scan)
+		return exitUsage
+	}
 	uuid := fl.Arg(0)
-	fail := func(code int, err error) int {
+	fail := func(err error) int {
 		fmt.Fprintf(c.stderr, "herald profile: %v\n", err)
+		return exitFailed
+	}
+	nc, js, code := c.connectNATS("profile", target)
+	if code != exitOK {
 		return code
 	}
-	nc, err := natsbus.Connect(natsbus.ConnectOptions{URL: *url, Name: "herald profile"})
-	if err != nil {
-		return fail(exitUsage, err)
-	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(exitUsage, err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, natsbus.ProfileBucket)
 	if err != nil {
-		return fail(exitFailed, fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, *url, err))
+		return fail(fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, nc.ConnectedUrlRedacted(), err))
 	}
 	rec, _, err := profile.NewKV(kv).Get(ctx, uuid)
-	if errors.Is(err, profile.ErrNotFound) {
-		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", uuid)
-	} else if err != nil {
-		return fail(exitFailed, err)
+	if err != nil && !errors.Is(err, profile.ErrNotFound) {
+		return fail(err)
 	}
 	activity, scanned, err := recentActivity(ctx, js, uuid, *recent, *scan)
 	if err != nil {
-		return fail(exitFailed, err)
+		return fail(err)
 	}
 	if *asJSON {
+		if activity == nil {
+			activity = []*event.Event{} // [], not null
+		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
+		if err := enc.Encode(struct {
 			Record   *profile.Record `json:"record"`
 			Activity []*event.Event  `json:"activity"`
-		}{rec, activity})
+		}{rec, activity}); err != nil {
+			return fail(err)
+		}
 		return exitOK
 	}
-	if rec != nil {
+	if rec != nil && rec.Profile != nil {
 		printProfile(c.stdout, rec.Profile)
+	} else {
+		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", uuid)
 	}
 	fmt.Fprintf(c.stdout, "\nRecent activity (latest %d of the last %d events in %s):\n", len(activity), scanned, natsbus.EventsStream)
 	if len(activity) == 0 {

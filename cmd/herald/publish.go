@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
@@ -18,15 +22,20 @@ import (
 // defaultNATSURL is where herald serve's embedded server listens.
 const defaultNATSURL = "nats://127.0.0.1:4222"
 
+// eventsPrefix starts every subject an event may be published on.
+var eventsPrefix = strings.TrimSuffix(natsbus.EventsSubjects, ">")
+
 func (c *cli) publish(args []string) int {
 	fl := c.flags("publish", "[flags] [FILE.jsonl|-]", `Send events to Herald through NATS JetStream, one JSON event a line, from a
 file or standard input. Each event is validated first; an invalid line is
 reported with its line number and not sent, and the others are. An event's
 id is its Nats-Msg-Id, so sending a file again within 10 minutes does not
-send events with ids twice; events without an id get a new one each time.
-Exits 1 when any line was invalid.`)
-	url := fl.String("nats", envOr("NATS_URL", defaultNATSURL), "NATS `URL` (default from NATS_URL)")
-	subject := fl.String("subject", "herald.events.cli", "`subject` to publish on, under herald.events.")
+store events with ids twice: NATS drops them, and they are counted as
+duplicates. Events without an id get a new one each time.
+Exits 1 when any line was invalid, NATS could not be reached or a publish
+failed, and 2 on bad flags or configuration.`)
+	target := natsFlags(fl)
+	subject := fl.String("subject", eventsPrefix+"cli", "`subject` to publish on, under "+eventsPrefix)
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -34,8 +43,8 @@ Exits 1 when any line was invalid.`)
 		fl.Usage()
 		return exitUsage
 	}
-	if !strings.HasPrefix(*subject, "herald.events.") {
-		fmt.Fprintf(c.stderr, "herald publish: --subject %q is not under herald.events.\n", *subject)
+	if err := checkSubject(*subject); err != nil {
+		fmt.Fprintf(c.stderr, "herald publish: --subject %q: %v\n", *subject, err)
 		return exitUsage
 	}
 	in, name := c.stdin, "stdin"
@@ -48,20 +57,14 @@ Exits 1 when any line was invalid.`)
 		defer f.Close()
 		in, name = f, fl.Arg(0)
 	}
-	nc, err := natsbus.Connect(natsbus.ConnectOptions{URL: *url, Name: "herald publish"})
-	if err != nil {
-		fmt.Fprintf(c.stderr, "herald publish: %v\n", err)
-		return exitUsage
+	nc, js, code := c.connectNATS("publish", target)
+	if code != exitOK {
+		return code
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "herald publish: %v\n", err)
-		return exitUsage
-	}
 	ctx := context.Background()
-	sent, invalid := 0, 0
-	err = ingest.ReadJSONL(in, func(line int, data []byte, err error) error {
+	sent, dups, invalid := 0, 0, 0
+	err := ingest.ReadJSONL(in, func(line int, data []byte, err error) error {
 		var ev *event.Event
 		if err == nil {
 			ev, err = event.Decode(data)
@@ -78,24 +81,148 @@ Exits 1 when any line was invalid.`)
 		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, err := js.PublishMsg(pctx, msg); err != nil {
+		ack, err := js.PublishMsg(pctx, msg)
+		if err != nil {
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 				return fmt.Errorf("line %d: no stream takes %s: is herald serve running? (%w)", line, *subject, err)
 			}
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-		sent++
+		if ack.Duplicate {
+			dups++
+		} else {
+			sent++
+		}
 		return nil
 	})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "herald publish: %v\n", err)
+		fmt.Fprintf(c.stderr, "herald publish: stopped after %d events sent, %d duplicates dropped, %d invalid lines\n", sent, dups, invalid)
 		return exitFailed
 	}
-	fmt.Fprintf(c.stdout, "%d events sent to %s, %d invalid lines\n", sent, *subject, invalid)
+	fmt.Fprintf(c.stdout, "%d events sent, %d duplicates dropped by NATS (same id within the duplicate window), %d invalid lines\n", sent, dups, invalid)
 	if invalid > 0 {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// checkSubject reports why s is not a subject events may be published on:
+// a literal subject under herald.events., with at least one token after
+// the prefix.
+func checkSubject(s string) error {
+	rest, ok := strings.CutPrefix(s, eventsPrefix)
+	if !ok {
+		return fmt.Errorf("not under %s", eventsPrefix)
+	}
+	if rest == "" {
+		return fmt.Errorf("needs a token after %s, such as %scli", eventsPrefix, eventsPrefix)
+	}
+	for tok := range strings.SplitSeq(rest, ".") {
+		switch {
+		case tok == "":
+			return errors.New("has an empty token")
+		case strings.ContainsAny(tok, "*>"):
+			return errors.New("has a wildcard; events are published on a literal subject")
+		case strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+			return errors.New("has a space or a control character")
+		}
+	}
+	return nil
+}
+
+// natsTarget is what the --nats and --config flags of publish and profile
+// say about the NATS to use.
+type natsTarget struct {
+	url    string // --nats; empty when not given
+	config string // --config; empty when not given
+}
+
+// natsFlags adds --nats and --config to fl.
+func natsFlags(fl *flag.FlagSet) *natsTarget {
+	t := new(natsTarget)
+	fl.StringVar(&t.url, "nats", "", "NATS server `URL`; wins over --config (default: the server of --config, else $NATS_URL, else "+defaultNATSURL+")")
+	fl.StringVar(&t.config, "config", "", "herald serve's configuration `file`, to reach NATS as it does: nats.url or nats.listen, credentials and TLS")
+	return t
+}
+
+// natsOptions works out how to reach NATS the way herald serve does: with
+// the nats settings of the configuration, and HERALD_NATS_PASSWORD or
+// HERALD_NATS_TOKEN from the environment. The server is the --nats URL;
+// else, with --config, nats.url or the embedded server's nats.listen;
+// else $NATS_URL, else defaultNATSURL.
+func natsOptions(t natsTarget, name string) (natsbus.ConnectOptions, error) {
+	cfg, err := config.Load(t.config)
+	if err != nil {
+		return natsbus.ConnectOptions{}, err
+	}
+	n := cfg.NATS
+	url := t.url
+	switch {
+	case url != "":
+	case t.config == "":
+		url = envOr("NATS_URL", defaultNATSURL)
+	case n.URL != "":
+		url = n.URL
+	default:
+		url = "nats://" + clientAddr(n.Listen)
+	}
+	opts := natsbus.ConnectOptions{
+		URL: url, CredsFile: n.Creds, NKeyFile: n.NKey, User: n.User,
+		Password: string(n.Password), Token: string(n.Token),
+		CAFile: n.TLS.CA, CertFile: n.TLS.Cert, KeyFile: n.TLS.Key,
+		Name: name,
+	}
+	if err := opts.Validate(); err != nil {
+		if t.config != "" {
+			return opts, fmt.Errorf("%s: %w", t.config, err)
+		}
+		return opts, err
+	}
+	return opts, nil
+}
+
+// clientAddr is the address a client on this machine reaches a server
+// listening on listen at: the loopback address for a server listening on
+// every interface.
+func clientAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen // config.Load checked it
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// connectNATS connects command cmd (publish or profile) to NATS as t says;
+// see natsOptions. On failure it has reported the problem on stderr and
+// returns the exit code: exitUsage for the flags or the configuration,
+// exitFailed when NATS cannot be reached.
+func (c *cli) connectNATS(cmd string, t *natsTarget) (*nats.Conn, jetstream.JetStream, int) {
+	opts, err := natsOptions(*t, "herald "+cmd)
+	if err != nil {
+		if t.config != "" {
+			// Each line starts with the file, as in herald serve's errors.
+			fmt.Fprintln(c.stderr, err)
+		} else {
+			fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
+		}
+		return nil, nil, exitUsage
+	}
+	nc, err := natsbus.Connect(opts)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
+		return nil, nil, exitFailed
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
+		return nil, nil, exitFailed
+	}
+	return nc, js, exitOK
 }
 
 func envOr(name, def string) string {
