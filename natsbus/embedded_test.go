@@ -14,27 +14,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/natsbus/natstest"
 )
 
 // startServer starts an embedded server on a free port with its store in a
 // temporary directory, and connects to its JetStream.
 func startServer(t *testing.T) (*natsbus.Embedded, jetstream.JetStream) {
 	t.Helper()
-	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{Port: -1, StoreDir: t.TempDir(), SyncAlways: true})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return srv, js
+	return natstest.Start(t)
 }
 
 // setup runs natsbus.Setup on a fresh server.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/natsbus/natstest"
 	"github.com/herald-events/herald/profile"
 	"github.com/herald-events/herald/profile/storetest"
 )
@@ -18,20 +18,7 @@ import (
 // and returns its profile bucket, set up as serve sets it up.
 func profileBucket(t *testing.T) jetstream.KeyValue {
 	t.Helper()
-	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start nats-server: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	_, js := natstest.Start(t)
 	res, err := natsbus.Setup(t.Context(), js, natsbus.SetupConfig{})
 	if err != nil {
 		t.Fatalf("set up jetstream: %v", err)
