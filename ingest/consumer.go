@@ -216,6 +216,9 @@ func (w *worker) handle(ctx context.Context, j job) {
 			_ = msg.NakWithDelay(wait + time.Second)
 			return
 		}
+		// The failed event is overdue (it may have been handled by another
+		// engine): stop holding the customer's events for it.
+		delete(w.blocked, ev.UUID)
 	}
 	// Tell the server the event is still being worked on, so a slow SMTP
 	// server does not make it redeliver the event elsewhere meanwhile.
