@@ -137,6 +137,8 @@ type server struct {
 	consumer sync.WaitGroup
 	stopped  chan struct{} // closed when the consumer stops
 	runErr   error
+
+	shutdownOnce sync.Once
 }
 
 // startServer starts every part of Herald; on error it stops what it
@@ -365,8 +367,13 @@ func (s *server) banner(w io.Writer) {
 }
 
 // shutdown stops pulling events, lets the events under way finish, then
-// closes HTTP, NATS and the embedded server.
+// closes HTTP, NATS and the embedded server. Calling it again does nothing.
 func (s *server) shutdown() error {
+	s.shutdownOnce.Do(s.stop)
+	return s.runErr
+}
+
+func (s *server) stop() {
 	if s.cancel != nil {
 		s.cancel()
 		s.consumer.Wait()
@@ -391,5 +398,4 @@ func (s *server) shutdown() error {
 	if s.embedded != nil {
 		s.embedded.Shutdown()
 	}
-	return s.runErr
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -43,8 +44,15 @@ type herald struct {
 
 func startHerald(t *testing.T, rulesDir string, smtpOpts ...smtptest.Option) *herald {
 	t.Helper()
-	t.Setenv(config.EnvLinkKeys, "t1:"+base64.RawURLEncoding.EncodeToString([]byte(testSecret)))
 	smtp := smtptest.NewServer(t, smtpOpts...)
+	return startHeraldWith(t, testConfig(t, rulesDir, smtp), smtp)
+}
+
+// testConfig is serve's configuration for a test: its own data directory,
+// free ports, the given rules and SMTP server.
+func testConfig(t *testing.T, rulesDir string, smtp *smtptest.Server) *config.Config {
+	t.Helper()
+	t.Setenv(config.EnvLinkKeys, "t1:"+base64.RawURLEncoding.EncodeToString([]byte(testSecret)))
 	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +64,11 @@ func startHerald(t *testing.T, rulesDir string, smtpOpts ...smtptest.Option) *he
 	cfg.HTTP.BaseURL = ""
 	cfg.Email.From = "Example Shop <news@shop.example>"
 	cfg.Email.SMTP.URL = smtp.URL()
+	return cfg
+}
+
+func startHeraldWith(t *testing.T, cfg *config.Config, smtp *smtptest.Server) *herald {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -469,5 +482,78 @@ func copyDir(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeKeepsEachCustomersEventsInOrder publishes numbered events for
+// many customers at once; a rule records whether each arrives right after
+// the one before, across the consumer's workers.
+func TestServeKeepsEachCustomersEventsInOrder(t *testing.T) {
+	dir := t.TempDir()
+	// outOfOrder is computed before last changes: set applies its fields
+	// in order.
+	rules := `rules:
+  - name: step
+    on: step.done
+    do:
+      - set:
+          outOfOrder: ${ (profile.attributes.outOfOrder ?? false) || (profile.attributes.last ?? -1) + 1 != params.n }
+          last: ${ params.n }
+`
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHerald(t, dir)
+	const customers, steps = 12, 25
+	// Each customer's events back to back, so that without ordering
+	// several workers would handle one customer's events at once.
+	for c := range customers {
+		for n := range steps {
+			h.publish("herald.events.app", fmt.Sprintf(`{"action":"step.done","uuid":"c-%d","params":{"n":%d}}`, c, n))
+		}
+	}
+	for c := range customers {
+		uuid := fmt.Sprintf("c-%d", c)
+		eventually(t, uuid+" done", func() bool { return h.attribute(uuid, "last") == float64(steps-1) })
+		if p := h.profile(uuid); p.Attributes["outOfOrder"] != false {
+			t.Errorf("%s saw its events out of order: %v", uuid, p.Attributes)
+		}
+	}
+}
+
+// TestServeShutdownFinishesWorkAndRestartLosesNothing stops Herald while
+// events are under way and starts it again on the same data directory:
+// every event is applied once, every email sent once.
+func TestServeShutdownFinishesWorkAndRestartLosesNothing(t *testing.T) {
+	smtp := smtptest.NewServer(t)
+	cfg := testConfig(t, "../../examples/newsletter-double-opt-in", smtp)
+	first := startHeraldWith(t, cfg, smtp)
+	const n = 40
+	for i := range n {
+		first.publish("herald.events.web", fmt.Sprintf(`{"id":"01KC%022d","action":"form.submit","uuid":"c-%d","params":{"form_type":"newsletter","email":"c%d@example.com","newsletter_agreement_enabled":"enabled"}}`, i, i, i))
+	}
+	if err := first.srv.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// The embedded server keeps its store: a new Herald on the same data
+	// directory (and a new port) picks up where the first stopped.
+	cfg.NATS.Listen = "127.0.0.1:-1"
+	second := startHeraldWith(t, cfg, smtp)
+	msgs := smtp.WaitFor(t, n, 20*time.Second)
+	ids := make(map[string]bool)
+	for _, m := range msgs {
+		parsed, err := mail.ReadMessage(strings.NewReader(string(m.Data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[parsed.Header.Get("Message-Id")] = true
+	}
+	if len(msgs) != n || len(ids) != n {
+		t.Fatalf("%d emails with %d distinct ids, want %d of each", len(msgs), len(ids), n)
+	}
+	for i := range n {
+		if got := second.attribute(fmt.Sprintf("c-%d", i), "newsletterAgreement"); got != "confirmation" {
+			t.Fatalf("c-%d: agreement %v", i, got)
+		}
 	}
 }
