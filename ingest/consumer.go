@@ -11,8 +11,20 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// fetchWait is the longest a pull for events waits for them; it bounds
+// how long shutdown waits for the pull under way.
+const fetchWait = time.Second
+
+// fatalPullError reports errors after which pulling cannot go on: the
+// consumer or stream is gone, or the connection closed for good.
+func fatalPullError(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrConnectionClosed)
+}
 
 // DepthHeader carries an emitted event's depth (event.Event.Depth): how
 // many emits led to it. Tracked events have none.
@@ -70,19 +82,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	it, err := c.Consumer.Messages(jetstream.PullMaxMessages(2 * workers))
-	if err != nil {
-		return fmt.Errorf("pull events: %w", err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-stopped:
-		}
-	}()
-
 	// Work goes on under its own context at shutdown, so events under way
 	// are finished and acked rather than cut off.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -100,22 +99,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	seed := maphash.MakeSeed()
 	var runErr error
-	for {
-		msg, err := it.Next()
+	// Events are pulled in batches that end by themselves (when full or
+	// after fetchWait), and each batch is handed out whole. At shutdown
+	// the batch under way ends within fetchWait: no event is left pulled
+	// but unseen, which the server would redeliver only after the ack
+	// wait.
+	for ctx.Err() == nil {
+		batch, err := c.Consumer.Fetch(4*workers, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if fatalPullError(err) {
 				runErr = fmt.Errorf("pull events: %w", err)
+				break
 			}
-			break
-		}
-		j, err := decode(msg)
-		if err != nil {
-			c.deadLetter(workCtx, msg, err)
+			c.Logger.Warn("pull events; trying again", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 			continue
 		}
-		queues[maphash.String(seed, j.ev.UUID)%uint64(workers)] <- j
+		for msg := range batch.Messages() {
+			j, err := decode(msg)
+			if err != nil {
+				c.deadLetter(workCtx, msg, err)
+				continue
+			}
+			queues[maphash.String(seed, j.ev.UUID)%uint64(workers)] <- j
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if fatalPullError(err) {
+				runErr = fmt.Errorf("pull events: %w", err)
+				break
+			}
+			c.Logger.Warn("pull events", "err", err)
+		}
 	}
-	close(stopped)
 	for _, q := range queues {
 		close(q)
 	}
