@@ -112,3 +112,21 @@ func (p *Plan) Emails() []*Email {
 	}
 	return out
 }
+
+// Render renders the email for ev, with the URL link returns for each of
+// its links. It returns the rendered email and the URLs by link name.
+func (m *Email) Render(ev *event.Event, link func(rules.Link) (string, error)) (*rules.Rendered, map[string]string, error) {
+	urls := make(map[string]string, len(m.Links))
+	for _, l := range m.Links {
+		u, err := link(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sign link %s: %w", l.Name, err)
+		}
+		urls[l.Name] = u
+	}
+	out, err := m.Template.Render(&rules.TemplateData{Event: ev, Profile: m.Profile, Params: ev.Params, Links: urls}, m.Subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, urls, nil
+}

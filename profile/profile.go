@@ -68,16 +68,6 @@ func (p *Profile) HasTag(tag string) bool {
 	return ok
 }
 
-// Get returns the value of a standard field or custom attribute, and whether
-// it is set.
-func (p *Profile) Get(name string) (any, bool) {
-	if s, ok := p.standard(name); ok {
-		return *s, *s != ""
-	}
-	v, ok := p.Attributes[name]
-	return v, ok
-}
-
 // Clone returns a deep copy of p.
 func (p *Profile) Clone() *Profile {
 	if p == nil {

@@ -197,15 +197,9 @@ func (r *Runner) entries(ctx context.Context, plan *engine.Plan, now time.Time) 
 
 // render makes the message of a planned email, signing its links.
 func (r *Runner) render(ev *event.Event, rule string, step int, m *engine.Email, now time.Time) (*email.Message, error) {
-	data := &rules.TemplateData{Event: ev, Profile: m.Profile, Params: ev.Params, Links: make(map[string]string, len(m.Links))}
-	for _, l := range m.Links {
-		u, err := r.cfg.Linker(l, ev, rule, now.Add(l.Expires))
-		if err != nil {
-			return nil, fmt.Errorf("sign link %s: %w", l.Name, err)
-		}
-		data.Links[l.Name] = u
-	}
-	out, err := m.Template.Render(data, m.Subject)
+	out, urls, err := m.Render(ev, func(l rules.Link) (string, error) {
+		return r.cfg.Linker(l, ev, rule, now.Add(l.Expires))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +213,7 @@ func (r *Runner) render(ev *event.Event, rule string, step int, m *engine.Email,
 		HTML:    out.HTML,
 		Date:    now,
 	}
-	if u, ok := data.Links["unsubscribe"]; ok && m.Marketing {
+	if u, ok := urls["unsubscribe"]; ok && m.Marketing {
 		// RFC 8058: mail clients offer a one-click unsubscribe that POSTs
 		// List-Unsubscribe=One-Click to this URL.
 		msg.Headers = map[string]string{

@@ -220,13 +220,9 @@ func renderEmails(p *engine.Plan) []renderedEmail {
 				out = append(out, m)
 				continue
 			}
-			links := make(map[string]string, len(e.Email.Links))
-			for _, l := range e.Email.Links {
-				links[l.Name] = "https://links.invalid/" + l.Name
-			}
-			r, err := e.Email.Template.Render(&rules.TemplateData{
-				Event: p.Event, Profile: e.Email.Profile, Params: p.Event.Params, Links: links,
-			}, e.Email.Subject)
+			r, _, err := e.Email.Render(p.Event, func(l rules.Link) (string, error) {
+				return "https://links.invalid/" + l.Name, nil
+			})
 			m.err = err
 			if r != nil {
 				m.subject = r.Subject
