@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/profile"
@@ -28,28 +29,21 @@ type Fired struct {
 	Effects []Effect
 }
 
-// Effect is one effect of a rule; exactly one of Change, Email and Emit is
-// set. Step is the index of the action in the rule's do list.
+// Effect is one effect of a rule: a profile Change, applied with the
+// plan, or an effect on the world (Out: an email, an emitted event, a
+// webhook call), performed once the plan is applied. Step is the index of
+// the action in the rule's do list.
 type Effect struct {
 	Step   int
 	Change *profile.Change
-	Email  *Email
-	Emit   *event.Event
+	Out    rules.Effect
 }
 
-// Email is an email to render and send.
-type Email struct {
-	Template  *rules.Template
-	To        string
-	Subject   string // "" means the template's subject
-	Marketing bool
-	Links     []rules.Link
-	// Profile is the customer's profile when the email action ran, which
-	// the template sees.
-	Profile *profile.Profile
-	// Suppressed says why the email must not be sent (a marketing email to
-	// a customer without an enabled newsletter agreement); "" to send it.
-	Suppressed string
+// Key is the idempotency key of an effect of rule for event ev: event id,
+// rule and step. Every effector passes it on (Message-ID, Nats-Msg-Id,
+// Idempotency-Key), so performing an effect again is harmless.
+func Key(ev *event.Event, rule string, step int) string {
+	return ev.ID + "." + rule + "." + strconv.Itoa(step)
 }
 
 // RuleError is a rule that failed at run time. Its effects are left out of
@@ -87,46 +81,16 @@ func (p *Plan) Changes() []*profile.Change {
 	return out
 }
 
-// Emits returns the events the plan emits, in order.
-func (p *Plan) Emits() []*event.Event {
-	var out []*event.Event
+// Outs returns the plan's effects on the world, suppressed ones included,
+// in order.
+func (p *Plan) Outs() []rules.Effect {
+	var out []rules.Effect
 	for _, f := range p.Fired {
 		for _, e := range f.Effects {
-			if e.Emit != nil {
-				out = append(out, e.Emit)
+			if e.Out != nil {
+				out = append(out, e.Out)
 			}
 		}
 	}
 	return out
-}
-
-// Emails returns the emails of the plan, suppressed ones included, in order.
-func (p *Plan) Emails() []*Email {
-	var out []*Email
-	for _, f := range p.Fired {
-		for _, e := range f.Effects {
-			if e.Email != nil {
-				out = append(out, e.Email)
-			}
-		}
-	}
-	return out
-}
-
-// Render renders the email for ev, with the URL link returns for each of
-// its links. It returns the rendered email and the URLs by link name.
-func (m *Email) Render(ev *event.Event, link func(rules.Link) (string, error)) (*rules.Rendered, map[string]string, error) {
-	urls := make(map[string]string, len(m.Links))
-	for _, l := range m.Links {
-		u, err := link(l)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sign link %s: %w", l.Name, err)
-		}
-		urls[l.Name] = u
-	}
-	out, err := m.Template.Render(&rules.TemplateData{Event: ev, Profile: m.Profile, Params: ev.Params, Links: urls}, m.Subject)
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, urls, nil
 }

@@ -19,12 +19,22 @@ import (
 // it, in name order, except *_test.yaml (rule tests). Every problem in every
 // file is reported at once, as Errors; when there is any, Load returns no
 // Set, so a broken file never replaces working rules.
-func Load(paths ...string) (*Set, error) {
+func Load(paths ...string) (*Set, error) { return Loader{}.Load(paths...) }
+
+// Parse compiles the rules in data as if read from file; templates are
+// looked up beside file. It is Load for one file held in memory.
+func Parse(file string, data []byte) (*Set, error) { return Loader{}.Parse(file, data) }
+
+// Load is the package's Load with the loader's action kinds.
+func (ld Loader) Load(paths ...string) (*Set, error) {
 	files, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	l := newLoader()
+	l, err := newLoader(ld)
+	if err != nil {
+		return nil, err
+	}
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -36,10 +46,12 @@ func Load(paths ...string) (*Set, error) {
 	return l.finish()
 }
 
-// Parse compiles the rules in data as if read from file; templates are
-// looked up beside file. It is Load for one file held in memory.
-func Parse(file string, data []byte) (*Set, error) {
-	l := newLoader()
+// Parse is the package's Parse with the loader's action kinds.
+func (ld Loader) Parse(file string, data []byte) (*Set, error) {
+	l, err := newLoader(ld)
+	if err != nil {
+		return nil, err
+	}
 	l.parse(file, data)
 	return l.finish()
 }
@@ -95,6 +107,8 @@ type loader struct {
 	exprOpts  []expr.Option
 	condOpts  []expr.Option
 	defaultTo *Value
+	kinds     map[string]Kind
+	kindNames []string
 }
 
 type templateResult struct {
@@ -102,8 +116,14 @@ type templateResult struct {
 	err error
 }
 
-func newLoader() *loader {
+func newLoader(ld Loader) (*loader, error) {
+	kinds, names, err := ld.kinds()
+	if err != nil {
+		return nil, err
+	}
 	l := &loader{
+		kinds:     make(map[string]Kind, len(kinds)),
+		kindNames: names,
 		byName:    make(map[string]*Rule),
 		templates: make(map[string]templateResult),
 		exprOpts:  compileOptions(),
@@ -114,7 +134,10 @@ func newLoader() *loader {
 		panic("rules: default recipient does not compile: " + err.Error())
 	}
 	l.defaultTo = v
-	return l
+	for _, k := range kinds {
+		l.kinds[k.Name] = k
+	}
+	return l, nil
 }
 
 func (l *loader) finish() (*Set, error) {

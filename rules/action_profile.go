@@ -1,0 +1,267 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/herald-events/herald/profile"
+	"gopkg.in/yaml.v3"
+)
+
+// reservedNames are profile properties rules cannot set or unset.
+var reservedNames = []string{"uuid", "known", "attributes", "tags", "created", "updated"}
+
+func (f *fileLoader) attributeName(k *yaml.Node, action string) bool {
+	name := k.Value
+	switch {
+	case slices.Contains(reservedNames, name):
+		f.errorf(k, "%s: %s is kept by Herald and cannot be changed by rules", action, name)
+	case !validAttribute(name):
+		f.errorf(k, "%s: %q is not an attribute name; use letters, digits and _, starting with a letter, at most 64 characters", action, name)
+	default:
+		return true
+	}
+	return false
+}
+
+func validAttribute(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	if c := s[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !isWordByte(c) || c == '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fileLoader) setAction(n *yaml.Node) Action {
+	keys, values := f.pairs(n, "set")
+	if keys == nil && n.Kind == yaml.MappingNode {
+		f.errorf(n, "set: nothing to set")
+	}
+	a := &SetAction{}
+	for i, k := range keys {
+		if !f.attributeName(k, "set") {
+			continue
+		}
+		v := f.value(values[i], "set "+k.Value)
+		if v == nil {
+			continue
+		}
+		if kind := v.resultKind(); profile.IsStandardField(k.Value) && kind != "" && kind != "string" {
+			f.errorf(values[i], "set %s: %s holds text, and this value is %s", k.Value, k.Value, article(kind))
+			continue
+		}
+		a.Fields = append(a.Fields, Assign{Name: k.Value, Value: v})
+	}
+	return a
+}
+
+func article(kind string) string {
+	switch kind {
+	case "bool":
+		return "true/false"
+	case "number":
+		return "a number"
+	}
+	return "of type " + kind
+}
+
+func (f *fileLoader) unsetAction(n *yaml.Node) Action {
+	a := &UnsetAction{}
+	for _, s := range f.strs(n, "unset") {
+		if f.attributeName(s, "unset") {
+			a.Names = append(a.Names, s.Value)
+		}
+	}
+	return a
+}
+
+func (f *fileLoader) tagAction(kind string, n *yaml.Node) Action {
+	var tags []*Value
+	for _, s := range f.strs(n, kind) {
+		v := f.value(s, kind)
+		if v == nil {
+			continue
+		}
+		if v.IsConst() {
+			if t, _ := v.Const().(string); !ValidTag(t) {
+				f.errorf(s, "%s: %q is not a tag; use letters, digits, -, _, . and :, at most 64 characters", kind, s.Value)
+				continue
+			}
+		}
+		tags = append(tags, v)
+	}
+	if kind == "tag" {
+		return &TagAction{Tags: tags}
+	}
+	return &UntagAction{Tags: tags}
+}
+
+// ValidTag reports whether s can be a profile tag.
+func ValidTag(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !isWordByte(c) && c != '.' && c != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// SetAction sets standard profile fields and custom attributes.
+type SetAction struct{ Fields []Assign }
+
+// UnsetAction removes standard profile fields or custom attributes.
+type UnsetAction struct{ Names []string }
+
+// TagAction adds tags to the profile.
+type TagAction struct{ Tags []*Value }
+
+// UntagAction removes tags from the profile.
+type UntagAction struct{ Tags []*Value }
+
+// Kind implements Action.
+func (*SetAction) Kind() string { return "set" }
+
+// Kind implements Action.
+func (*UnsetAction) Kind() string { return "unset" }
+
+// Kind implements Action.
+func (*TagAction) Kind() string { return "tag" }
+
+// Kind implements Action.
+func (*UntagAction) Kind() string { return "untag" }
+
+// Plan implements Action.
+func (a *SetAction) Plan(s Step) error {
+	for _, f := range a.Fields {
+		v, err := s.Eval(f.Value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		v, err = attributeValue(f.Name, v)
+		if err != nil {
+			return err
+		}
+		if err := s.Change(profile.OpSet, f.Name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Plan implements Action.
+func (a *UnsetAction) Plan(s Step) error {
+	for _, name := range a.Names {
+		if err := s.Change(profile.OpUnset, name, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Plan implements Action.
+func (a *TagAction) Plan(s Step) error { return planTags(s, profile.OpTag, a.Tags) }
+
+// Plan implements Action.
+func (a *UntagAction) Plan(s Step) error { return planTags(s, profile.OpUntag, a.Tags) }
+
+func planTags(s Step, op profile.Op, tags []*Value) error {
+	for _, t := range tags {
+		v, err := s.Eval(t)
+		if err != nil {
+			return err
+		}
+		tag, _ := v.(string)
+		if !ValidTag(tag) {
+			return fmt.Errorf("%q is not a tag; use letters, digits, -, _, . and :, at most 64 characters", Format(v))
+		}
+		if err := s.Change(op, tag, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeSet(d *Decoder, n *yaml.Node) Action   { return d.f.setAction(n) }
+func decodeUnset(d *Decoder, n *yaml.Node) Action { return d.f.unsetAction(n) }
+func decodeTag(d *Decoder, n *yaml.Node) Action   { return d.f.tagAction("tag", n) }
+func decodeUntag(d *Decoder, n *yaml.Node) Action { return d.f.tagAction("untag", n) }
+
+// attributeValue checks a value for a profile field or attribute and brings
+// numbers to float64, the one number type profiles hold.
+func attributeValue(name string, v any) (any, error) {
+	if profile.IsStandardField(name) {
+		if _, ok := v.(string); ok {
+			return v, nil
+		}
+		return nil, fmt.Errorf("%s holds text, not %s", name, typeName(v))
+	}
+	if f, ok := number(v); ok {
+		return f, nil
+	}
+	switch x := v.(type) {
+	case string, bool, float64:
+		return v, nil
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	case nil:
+		return nil, fmt.Errorf("%s: the value is empty (nil); use unset to remove an attribute", name)
+	}
+	return nil, fmt.Errorf("%s: an attribute holds text, a number or true/false, not %s", name, typeName(v))
+}
+
+// number converts any Go number to float64, the one number type profiles
+// and event params hold.
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float32:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nil"
+	case bool:
+		return "true/false"
+	case int, float64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a map"
+	}
+	return fmt.Sprintf("%T", v)
+}
