@@ -1,0 +1,68 @@
+// Package emit performs "emit" effects: it publishes the event a rule
+// emitted, with its depth, through a Publisher that deduplicates on the
+// event's id (serve's is natsbus.Publisher, on Nats-Msg-Id).
+package emit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/herald-events/herald/actions"
+	"github.com/herald-events/herald/event"
+)
+
+// Publisher publishes an event into Herald. ev.Depth travels with it.
+type Publisher interface {
+	Publish(ctx context.Context, ev *event.Event) error
+}
+
+// PublisherFunc adapts a function to a Publisher.
+type PublisherFunc func(ctx context.Context, ev *event.Event) error
+
+// Publish calls f.
+func (f PublisherFunc) Publish(ctx context.Context, ev *event.Event) error { return f(ctx, ev) }
+
+// Effector performs emit effects through a Publisher.
+type Effector struct{ Publisher Publisher }
+
+// Event decodes the event an emit effect publishes, with its depth: the
+// wire form {"event": {…}, "depth": n} the rules render (rules.Emitted).
+func Event(e *actions.Effect) (*event.Event, error) {
+	var w struct {
+		Event *event.Event `json:"event"`
+		Depth int          `json:"depth"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(e.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("decode emit effect %s: %w", e.Key, err)
+	}
+	if w.Event == nil {
+		return nil, fmt.Errorf("decode emit effect %s: no event", e.Key)
+	}
+	if err := w.Event.Validate(); err != nil {
+		return nil, fmt.Errorf("emit effect %s: %w", e.Key, err)
+	}
+	w.Event.Depth = w.Depth
+	return w.Event, nil
+}
+
+// Perform implements actions.Effector. Undecodable data is a permanent
+// failure; a failed publish is worth retrying.
+func (f *Effector) Perform(ctx context.Context, e *actions.Effect) (retry bool, err error) {
+	ev, err := Event(e)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return true, fmt.Errorf("emit %s: %w", ev.ID, err)
+	}
+	if err := f.Publisher.Publish(ctx, ev); err != nil {
+		var invalid *event.ValidationError
+		return !errors.As(err, &invalid), fmt.Errorf("emit %s: %w", ev.ID, err)
+	}
+	return false, nil
+}
