@@ -2,10 +2,12 @@
 // single-machine installs, a connection to an existing deployment with
 // Herald's defaults, the JetStream resources Herald needs (events stream,
 // dead-letter stream, durable consumer, profile bucket) and the copy of
-// unprocessable messages to the dead-letter stream.
+// unprocessable messages to the dead-letter stream, and the one Publisher
+// that puts events on NATS.
 //
-// The package knows names, configurations and wiring only; it imports
-// nothing else of Herald's, so every other package may use it.
+// The package knows names, configurations, wiring and the wire contract of
+// an event on NATS; of Herald's packages it imports only event, so every
+// other package may use it.
 package natsbus
 
 import "time"

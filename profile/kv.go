@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -78,6 +79,9 @@ func (s *KV) Put(ctx context.Context, uuid string, r *Record, rev uint64) (uint6
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return 0, ErrConflict
 		}
+	}
+	if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) || errors.Is(err, nats.ErrMaxPayload) {
+		return 0, fmt.Errorf("put profile %q: %d bytes: %w (%w)", uuid, len(data), ErrTooLarge, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("put profile %q: %w", uuid, err)

@@ -15,6 +15,9 @@ var (
 	// ErrConflict means the record changed since it was read; read it
 	// again and retry.
 	ErrConflict = errors.New("profile changed since it was read")
+	// ErrTooLarge means the record is larger than the store keeps; writing
+	// it again fails the same way.
+	ErrTooLarge = errors.New("profile record too large to store")
 )
 
 // MaxApplied is how many event ids a Record remembers.

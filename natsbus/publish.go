@@ -1,0 +1,78 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/herald-events/herald/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects Herald itself publishes events on.
+const (
+	// EmitSubject carries events that rules emit.
+	EmitSubject = "herald.events.emitted"
+	// LinkSubject carries events of confirmed signed links.
+	LinkSubject = "herald.events.link"
+)
+
+// DepthHeader carries an emitted event's depth (event.Event.Depth): how
+// many emits led to it. Tracked events have none.
+const DepthHeader = "Herald-Depth"
+
+// Publisher publishes events to JetStream. It is the one place that owns
+// the wire contract of an event on NATS: the JSON envelope on a subject
+// under herald.events., the event's id as Nats-Msg-Id (so JetStream
+// stores an event published twice within DuplicateWindow once), and the
+// depth of an emitted event in DepthHeader. Emits, the link pages,
+// `herald publish` and the collector all publish through it.
+type Publisher struct {
+	js      jetstream.JetStream
+	subject string
+}
+
+// NewPublisher returns a publisher that publishes on subject, which must
+// be under herald.events.
+func NewPublisher(js jetstream.JetStream, subject string) *Publisher {
+	return &Publisher{js: js, subject: subject}
+}
+
+// Publish publishes ev on the publisher's subject.
+func (p *Publisher) Publish(ctx context.Context, ev *event.Event) error {
+	_, err := p.PublishOn(ctx, p.subject, ev)
+	return err
+}
+
+// PublishOn publishes ev on subject and returns JetStream's ack, which
+// says whether the event was a duplicate.
+func (p *Publisher) PublishOn(ctx context.Context, subject string, ev *event.Event) (*jetstream.PubAck, error) {
+	msg, err := Msg(subject, ev)
+	if err != nil {
+		return nil, err
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", ev.ID, err)
+	}
+	return ack, nil
+}
+
+// Msg builds the NATS message of ev on subject. ev must have an id.
+func Msg(subject string, ev *event.Event) (*nats.Msg, error) {
+	if ev.ID == "" {
+		return nil, fmt.Errorf("publish %s event: no id", ev.Action)
+	}
+	data, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", ev.ID, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	if ev.Depth > 0 {
+		msg.Header.Set(DepthHeader, strconv.Itoa(ev.Depth))
+	}
+	return msg, nil
+}
