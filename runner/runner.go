@@ -1,7 +1,10 @@
-// Package runner applies the plans the engine makes: it stores the profile
-// changes, renders and sends the emails and publishes the emitted events,
-// exactly once for the profile and at least once, with idempotency keys,
-// for everything else.
+// Package runner is the applier: it applies the plans the engine makes.
+// In one compare-and-set it stores the profile changes, the event's id and
+// the plan's rendered effects (the customer's outbox); then it performs
+// the effects through the effectors registered for their kinds. Profile
+// changes happen exactly once; effects at least once, each with a stable
+// idempotency key. The applier knows no concrete action: serve, replay and
+// rule tests run it with different stores and effectors.
 package runner
 
 import (
@@ -10,60 +13,63 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/herald-events/herald/actions/email"
+	"github.com/herald-events/herald/actions"
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/links"
 	"github.com/herald-events/herald/profile"
 	"github.com/herald-events/herald/rules"
 )
 
-// Emitter publishes an event a rule emitted. It must deduplicate on the
-// event's id (NATS does, with Nats-Msg-Id).
-type Emitter interface {
-	Emit(ctx context.Context, ev *event.Event) error
-}
-
 // Linker returns the URL of a signed link that, once confirmed, emits
-// link.Emit for the customer of ev. rule names the rule that sent the
+// link.Emit for the customer of ev. rule names the rule that planned the
 // email; the link expires at expires.
 type Linker func(link rules.Link, ev *event.Event, rule string, expires time.Time) (string, error)
 
-// Config holds what the runner needs besides the engine.
+// DeadLetterFunc keeps an effect that failed for good (a rejected
+// recipient, a broken template), with the reason, so it is not lost
+// silently.
+type DeadLetterFunc func(ctx context.Context, key string, effect []byte, reason error) error
+
+// Config holds what the applier needs.
 type Config struct {
-	Engine  *engine.Engine
-	Store   profile.Store
-	Mailer  email.Sender
-	Emitter Emitter
-	Linker  Linker
-	// From and ReplyTo are the emails' From and Reply-To.
-	From, ReplyTo string
-	// DeadLetter keeps an effect that failed for good (a rejected
-	// recipient, a broken template), with the reason, so it is not lost
-	// silently; nil only logs it.
-	DeadLetter func(ctx context.Context, key string, effect []byte, reason error) error
+	Engine *engine.Engine
+	Store  profile.Store
+	// Effectors perform rendered effects by kind.
+	Effectors actions.Registry
+	Linker    Linker
+	// DeadLetter keeps effects that failed for good; nil only logs them.
+	DeadLetter DeadLetterFunc
+	// Observe, when set, is called with each plan once it is stored,
+	// before its effects are performed (replays print it).
+	Observe func(*Applied)
+	// Metrics, when set, counts rule evaluations and effects.
+	Metrics *Metrics
 	// Now is the clock; Logger receives rule errors and dropped effects.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
+// Applied is a plan as the applier stored it.
+type Applied struct {
+	Plan *engine.Plan
+	// Rendered holds each effect's wire form by key; an effect that failed
+	// to render or was suppressed has none.
+	Rendered map[string]any
+}
+
 // Runner applies events. It is safe for concurrent use, provided events of
 // one customer are handled one at a time, in order.
 type Runner struct {
-	cfg    Config
-	domain string // for Message-IDs
+	cfg Config
 }
 
-// New returns a runner. From must be set.
+// New returns an applier.
 func New(cfg Config) (*Runner, error) {
-	switch {
-	case cfg.Engine == nil || cfg.Store == nil || cfg.Mailer == nil || cfg.Emitter == nil || cfg.Linker == nil:
-		return nil, errors.New("runner: engine, store, mailer, emitter and linker are required")
-	case cfg.From == "":
-		return nil, errors.New("runner: from address is required")
+	if cfg.Engine == nil || cfg.Store == nil || cfg.Effectors == nil || cfg.Linker == nil {
+		return nil, errors.New("runner: engine, store, effectors and linker are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -71,11 +77,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	domain := "herald.invalid"
-	if at := strings.LastIndexByte(cfg.From, '@'); at >= 0 {
-		domain = strings.Trim(cfg.From[at+1:], "> ")
-	}
-	return &Runner{cfg: cfg, domain: domain}, nil
+	return &Runner{cfg: cfg}, nil
 }
 
 // RetryError is a failure worth retrying later (SMTP or NATS down): the
@@ -86,16 +88,36 @@ type RetryError struct{ Err error }
 func (e *RetryError) Error() string { return e.Err.Error() }
 func (e *RetryError) Unwrap() error { return e.Err }
 
+// PermanentError is a failure that redelivering the event would meet
+// again, such as a profile record too large for the store. The consumer
+// keeps the event as a dead letter instead of retrying it.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent reports true: the consumer's classification looks for it.
+func (e *PermanentError) Permanent() bool { return true }
+
+// storeError classifies a failed store write.
+func storeError(err error) error {
+	if errors.Is(err, profile.ErrTooLarge) {
+		return &PermanentError{Err: err}
+	}
+	return err
+}
+
 // maxConflicts bounds the compare-and-set retries of one write.
 const maxConflicts = 16
 
 // Handle applies ev: it evaluates the rules against the customer's stored
 // profile and, in one compare-and-set, stores the changed profile, the
-// event's id and the effects to perform; then it performs the effects. An
+// event's id and the rendered effects; then it performs the effects. An
 // event applied before (a redelivery) is not evaluated again; only the
 // effects it left unperformed are. Handle returns nil when the event is
-// done, a *RetryError when it should be redelivered later, or another error
-// when the store failed.
+// done, a *RetryError when it should be redelivered later, a
+// *PermanentError when redelivering cannot help, or another error when the
+// store failed.
 func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 	if !r.cfg.Engine.Wants(ev.Action) {
 		return nil // no rule: no profile read, nothing to do
@@ -112,16 +134,19 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			return r.perform(ctx, ev.UUID, rec, rev)
 		}
 		now := r.cfg.Now()
+		start := time.Now()
 		plan := r.cfg.Engine.Evaluate(ev, rec.Profile, now)
+		r.cfg.Metrics.evaluated(plan, time.Since(start))
 		for _, e := range plan.Errors {
 			r.cfg.Logger.Warn("rule failed", "rule", e.Rule, "event", e.EventID, "err", e.Err)
 		}
-		entries, err := r.entries(ctx, plan, now)
+		entries, applied, err := r.render(ctx, plan, now)
 		if err != nil {
 			return err
 		}
 		changes := plan.Changes()
 		if len(changes) == 0 && len(entries) == 0 {
+			r.observe(applied)
 			return nil // nothing fired that leaves a trace
 		}
 		if len(changes) > 0 {
@@ -141,106 +166,101 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		if errors.Is(err, profile.ErrConflict) {
 			continue // someone else wrote the profile: evaluate again
 		} else if err != nil {
-			return fmt.Errorf("store profile %s: %w", ev.UUID, err)
+			return storeError(fmt.Errorf("store profile %s: %w", ev.UUID, err))
 		}
 		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", ev.UUID,
 			"rules", len(plan.Fired), "changes", len(changes), "effects", len(entries))
+		r.observe(applied)
 		return r.perform(ctx, ev.UUID, rec, rev)
 	}
 	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", ev.UUID, maxConflicts)}
 }
 
-// entry is one effect waiting in a customer's outbox.
-type entry struct {
-	// Key identifies the effect: source event, rule and step.
-	Key   string         `json:"key"`
-	Event string         `json:"event"`
-	Email *email.Message `json:"email,omitempty"`
-	Emit  *emitted       `json:"emit,omitempty"`
+func (r *Runner) observe(a *Applied) {
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(a)
+	}
 }
 
-type emitted struct {
-	Event *event.Event `json:"event"`
-	Depth int          `json:"depth"`
-}
-
-// entries renders a plan's emails and lists its emits, in order.
-// Suppressed emails are logged and left out.
-func (r *Runner) entries(ctx context.Context, plan *engine.Plan, now time.Time) ([]*entry, error) {
-	var out []*entry
+// render renders the plan's effects on the world, in order, into outbox
+// entries. Suppressed effects are logged and left out; an effect that
+// fails to render would fail the same way on every retry, so it is kept as
+// a dead letter and the others go on.
+func (r *Runner) render(ctx context.Context, plan *engine.Plan, now time.Time) ([]*actions.Effect, *Applied, error) {
+	var out []*actions.Effect
+	applied := &Applied{Plan: plan}
 	ev := plan.Event
 	for _, f := range plan.Fired {
 		for _, e := range f.Effects {
-			key := ev.ID + "." + f.Rule + "." + strconv.Itoa(e.Step)
-			switch {
-			case e.Email != nil && e.Email.Suppressed != "":
-				r.cfg.Logger.Info("email not sent", "rule", f.Rule, "event", ev.ID, "template", e.Email.Template.Name, "reason", e.Email.Suppressed)
-			case e.Email != nil:
-				m, err := r.render(ev, f.Rule, e.Step, e.Email, now)
-				if err != nil {
-					// A template that fails to render fails the same way
-					// on every retry: keep it as a failed effect and go on.
-					raw, _ := json.Marshal(map[string]any{"key": key, "event": ev.ID, "template": e.Email.Template.Name, "to": e.Email.To})
-					if err := r.failed(ctx, key, raw, fmt.Errorf("render email: %w", err)); err != nil {
-						return nil, err
-					}
-					continue
-				}
-				out = append(out, &entry{Key: key, Event: ev.ID, Email: m})
-			case e.Emit != nil:
-				out = append(out, &entry{Key: key, Event: ev.ID, Emit: &emitted{Event: e.Emit, Depth: e.Emit.Depth}})
+			if e.Out == nil {
+				continue
 			}
+			key, kind := engine.Key(ev, f.Rule, e.Step), e.Out.Kind()
+			if s, ok := e.Out.(rules.Suppressor); ok && s.Suppressed() != "" {
+				r.cfg.Metrics.effect(kind, "suppressed")
+				r.cfg.Logger.Info("effect not performed", "kind", kind, "rule", f.Rule, "event", ev.ID, "reason", s.Suppressed())
+				continue
+			}
+			rule := f.Rule
+			rc := &rules.RenderContext{
+				Key: key, Event: ev, Rule: rule, Step: e.Step, Now: now,
+				Link: func(l rules.Link) (string, error) { return r.cfg.Linker(l, ev, rule, now.Add(l.Expires)) },
+			}
+			data, raw, err := renderOne(e.Out, rc)
+			if err != nil {
+				_, desc := e.Out.Describe(nil)
+				detail, _ := json.Marshal(map[string]any{"key": key, "kind": kind, "event": ev.ID, "effect": desc})
+				if err := r.failed(ctx, kind, key, detail, err); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			if applied.Rendered == nil {
+				applied.Rendered = make(map[string]any)
+			}
+			applied.Rendered[key] = data
+			out = append(out, &actions.Effect{Key: key, Kind: kind, Event: ev.ID, Data: raw})
 		}
 	}
-	return out, nil
+	return out, applied, nil
 }
 
-// render makes the message of a planned email, signing its links.
-func (r *Runner) render(ev *event.Event, rule string, step int, m *engine.Email, now time.Time) (*email.Message, error) {
-	out, urls, err := m.Render(ev, func(l rules.Link) (string, error) {
-		return r.cfg.Linker(l, ev, rule, now.Add(l.Expires))
-	})
-	if err != nil {
-		return nil, err
-	}
-	msg := &email.Message{
-		ID:      fmt.Sprintf("%s.%s.%d@%s", ev.ID, rule, step, r.domain),
-		From:    r.cfg.From,
-		ReplyTo: r.cfg.ReplyTo,
-		To:      m.To,
-		Subject: out.Subject,
-		Text:    out.Text,
-		HTML:    out.HTML,
-		Date:    now,
-	}
-	if u, ok := urls["unsubscribe"]; ok && m.Marketing {
-		// RFC 8058: mail clients offer a one-click unsubscribe that POSTs
-		// List-Unsubscribe=One-Click to this URL.
-		msg.Headers = map[string]string{
-			"List-Unsubscribe":      "<" + u + ">",
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+// renderOne renders an effect; a panic in rendering (a template gone
+// wrong) is an error of that effect, never a crash.
+func renderOne(e rules.Effect, rc *rules.RenderContext) (data any, raw []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("render %s: panic: %v", e.Kind(), v)
 		}
+	}()
+	data, err = e.Render(rc)
+	if err != nil {
+		return nil, nil, err
 	}
-	return msg, nil
+	raw, err = json.Marshal(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s: %w", e.Kind(), err)
+	}
+	return data, raw, nil
 }
 
 // perform carries out the effects in the customer's outbox, oldest first,
 // removing each once done. Effects of other events (left by an earlier
 // failure) are performed too, so nothing stays behind. A retryable failure
-// stops it with a *RetryError; a permanent one is logged and the effect
-// dropped, since retrying would fail the same way.
+// stops it with a *RetryError; a permanent one is kept as a dead letter and
+// the effect dropped, since retrying would fail the same way.
 func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64) error {
 	for len(rec.Outbox) > 0 {
-		var e entry
-		if err := json.Unmarshal(rec.Outbox[0], &e); err != nil {
-			if err := r.failed(ctx, "", rec.Outbox[0], fmt.Errorf("decode effect: %w", err)); err != nil {
+		e, err := decodeEntry(rec.Outbox[0])
+		if err != nil {
+			if err := r.failed(ctx, "", "", rec.Outbox[0], fmt.Errorf("decode effect: %w", err)); err != nil {
 				return err
 			}
-		} else if retry, err := r.do(ctx, &e); err != nil {
+		} else if retry, err := r.do(ctx, e); err != nil {
 			if retry {
 				return &RetryError{Err: fmt.Errorf("perform %s: %w", e.Key, err)}
 			}
-			if err := r.failed(ctx, e.Key, rec.Outbox[0], err); err != nil {
+			if err := r.failed(ctx, e.Kind, e.Key, rec.Outbox[0], err); err != nil {
 				return err
 			}
 		}
@@ -248,7 +268,6 @@ func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, 
 		if len(rec.Outbox) == 0 {
 			rec.Outbox = nil
 		}
-		var err error
 		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
 		if errors.Is(err, profile.ErrConflict) {
 			// Someone else wrote the record meanwhile: read it again. The
@@ -258,16 +277,37 @@ func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, 
 				return fmt.Errorf("load profile %s: %w", uuid, err)
 			}
 		} else if err != nil {
-			return fmt.Errorf("store profile %s: %w", uuid, err)
+			return storeError(fmt.Errorf("store profile %s: %w", uuid, err))
 		}
 	}
 	return nil
 }
 
+// do performs one effect, recovering a panic in its effector as a
+// permanent failure of that effect.
+func (r *Runner) do(ctx context.Context, e *actions.Effect) (retry bool, err error) {
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			retry, err = false, fmt.Errorf("perform %s: panic: %v", e.Kind, v)
+		}
+		outcome := "done"
+		switch {
+		case err != nil && retry:
+			outcome = "retry"
+		case err != nil:
+			outcome = "failed"
+		}
+		r.cfg.Metrics.performed(e.Kind, outcome, time.Since(start))
+	}()
+	return r.cfg.Effectors.Perform(ctx, e)
+}
+
 // failed reports an effect that cannot succeed and keeps it in the
 // dead letters. If keeping it fails, the effect stays in the outbox and
 // the event is retried.
-func (r *Runner) failed(ctx context.Context, key string, effect []byte, reason error) error {
+func (r *Runner) failed(ctx context.Context, kind, key string, effect []byte, reason error) error {
+	r.cfg.Metrics.effect(kind, "dead_lettered")
 	r.cfg.Logger.Error("effect failed and will not be retried", "key", key, "err", reason)
 	if r.cfg.DeadLetter == nil {
 		return nil
@@ -278,17 +318,14 @@ func (r *Runner) failed(ctx context.Context, key string, effect []byte, reason e
 	return nil
 }
 
-func (r *Runner) do(ctx context.Context, e *entry) (retry bool, err error) {
-	switch {
-	case e.Email != nil:
-		return r.cfg.Mailer.Send(ctx, e.Email)
-	case e.Emit != nil:
-		ev := e.Emit.Event
-		ev.Depth = e.Emit.Depth
-		if err := r.cfg.Emitter.Emit(ctx, ev); err != nil {
-			return true, err
+// SignedLinks returns a Linker whose links are signed by signer and
+// served under baseURL/l/.
+func SignedLinks(signer *links.Signer, baseURL string) Linker {
+	return func(l rules.Link, ev *event.Event, rule string, expires time.Time) (string, error) {
+		token, err := signer.Sign(links.Claims{UUID: ev.UUID, Action: l.Emit, Label: l.Label, Link: l.Name, Event: ev.ID, Rule: rule, Site: ev.Site, Expires: expires})
+		if err != nil {
+			return "", err
 		}
-		return false, nil
+		return links.URL(baseURL, token), nil
 	}
-	return false, errors.New("empty effect")
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-events/herald/actions"
 	"github.com/herald-events/herald/actions/email"
 	"github.com/herald-events/herald/actions/email/smtptest"
+	"github.com/herald-events/herald/actions/emit"
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/profile"
@@ -27,7 +29,7 @@ type recordingEmitter struct {
 	fail   error
 }
 
-func (r *recordingEmitter) Emit(_ context.Context, ev *event.Event) error {
+func (r *recordingEmitter) Publish(_ context.Context, ev *event.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -61,10 +63,14 @@ func newFixture(t *testing.T, opts ...smtptest.Option) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: profile.NewMemory(), smtp: srv, emitter: &recordingEmitter{}}
+	mail, err := email.NewEffector(mailer, "Example Shop <news@shop.example>", "help@shop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.runner, err = New(Config{
-		Engine: engine.New(set), Store: f.store, Mailer: mailer, Emitter: f.emitter, Linker: linker,
-		From: "Example Shop <news@shop.example>", ReplyTo: "help@shop.example",
-		Now: func() time.Time { return t0 },
+		Engine: engine.New(set), Store: f.store, Linker: linker,
+		Effectors: actions.Registry{"email": mail, "emit": &emit.Effector{Publisher: f.emitter}},
+		Now:       func() time.Time { return t0 },
 		DeadLetter: func(_ context.Context, key string, _ []byte, reason error) error {
 			f.dead = append(f.dead, key+": "+reason.Error())
 			return nil

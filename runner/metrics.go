@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"time"
+
+	"github.com/herald-events/herald/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts what the applier does. Labels are bounded: rule names
+// and effect kinds, never customers. A nil *Metrics counts nothing.
+type Metrics struct {
+	evaluations *prometheus.CounterVec
+	fires       *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	evalSeconds prometheus.Histogram
+	effects     *prometheus.CounterVec
+	perform     *prometheus.HistogramVec
+}
+
+// NewMetrics registers the applier's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "rule", Name: "evaluations_total",
+			Help: "Rules evaluated against an event (their trigger and match held), by rule.",
+		}, []string{"rule"}),
+		fires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "rule", Name: "fires_total",
+			Help: "Rules that fired (their condition held and every action planned), by rule.",
+		}, []string{"rule"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "rule", Name: "errors_total",
+			Help: "Rules that failed at run time, by rule.",
+		}, []string{"rule"}),
+		evalSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "herald", Name: "evaluation_seconds",
+			Help:    "Time to evaluate one event against the rules.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		effects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "effects_total",
+			Help: "Effects by kind and outcome: done, retry, failed, suppressed, dead_lettered.",
+		}, []string{"kind", "outcome"}),
+		perform: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "herald", Name: "effect_perform_seconds",
+			Help:    "Time to perform one effect (send an email, publish an event, call a webhook), by kind.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 3, 12),
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform)
+	return m
+}
+
+func (m *Metrics) evaluated(p *engine.Plan, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.evalSeconds.Observe(d.Seconds())
+	for _, f := range p.Fired {
+		m.evaluations.WithLabelValues(f.Rule).Inc()
+		m.fires.WithLabelValues(f.Rule).Inc()
+	}
+	for _, e := range p.Errors {
+		m.evaluations.WithLabelValues(e.Rule).Inc()
+		m.errors.WithLabelValues(e.Rule).Inc()
+	}
+}
+
+func (m *Metrics) effect(kind, outcome string) {
+	if m == nil {
+		return
+	}
+	if kind == "" {
+		kind = "unknown"
+	}
+	m.effects.WithLabelValues(kind, outcome).Inc()
+}
+
+func (m *Metrics) performed(kind, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.effect(kind, outcome)
+	m.perform.WithLabelValues(kind).Observe(d.Seconds())
+}
