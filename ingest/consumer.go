@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/natsbus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -28,60 +29,143 @@ func fatalPullError(err error) bool {
 
 // DepthHeader carries an emitted event's depth (event.Event.Depth): how
 // many emits led to it. Tracked events have none.
-const DepthHeader = "Herald-Depth"
+const DepthHeader = natsbus.DepthHeader
 
-// HandlerFunc applies one event. nil means done (ack); an error means try
-// again later (nak with a delay).
+// HandlerFunc applies one event. nil means done (ack). An error for which
+// IsPermanent is true means the event can never be applied (it is kept as
+// a dead letter); any other error means try again later (nak with a
+// delay).
 type HandlerFunc func(ctx context.Context, ev *event.Event) error
 
 // DeadLetterFunc keeps a message that cannot be processed, with the
-// reason, so nothing is dropped silently.
+// reason, so nothing is dropped silently. It must not acknowledge msg:
+// the Consumer terminates msg once it is kept, and naks it if keeping it
+// fails.
 type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, reason error) error
 
 // Consumer pulls events from a JetStream consumer and hands them to a
 // handler, a few at a time. Events of one customer are handled one at a
 // time and in order: each customer is served by one worker, and after a
-// failure the customer's later events wait behind the failed one.
+// failure the customer's later events wait behind the failed one until it
+// is handled, or kept as a dead letter.
+//
+// An event the handler fails with a permanent error (IsPermanent), an
+// event that failed on its MaxDeliveries-th delivery and a message that is
+// not a valid event are kept with DeadLetter, then terminated: they are
+// never delivered again. Every other failure is retried after Backoff.
+//
+// Every message pulled is reported in progress to the server until it is
+// settled, whether it is being handled or waits for its worker, so that a
+// slow handler does not make the server deliver it again meanwhile.
 type Consumer struct {
-	Consumer   jetstream.Consumer
-	Handle     HandlerFunc
+	// Consumer is the JetStream pull consumer to pull from, with explicit
+	// acks. Required.
+	Consumer jetstream.Consumer
+	// Handle applies each event; see HandlerFunc and Chain. A panic in it
+	// is recovered as Recover does. Required.
+	Handle HandlerFunc
+	// DeadLetter keeps what cannot be processed. Required.
 	DeadLetter DeadLetterFunc
-	// Workers is how many events are handled at once (default 4).
+	// Workers is how many events are handled at once (default 4). Up to 4
+	// events per worker are pulled ahead.
 	Workers int
 	// Backoff gives the redelivery delay after the n-th failed delivery
 	// (n from 1); default doubles from 1s to at most 5 minutes.
 	Backoff func(n uint64) time.Duration
-	// AckWait is the consumer's ack wait; events under way are reported
-	// in progress three times within it (default: every 10s).
+	// MaxDeliveries is the delivery on which a failing event is given up
+	// and kept as a dead letter (default 100: about eight hours of
+	// retries at the default backoff). Deliveries are counted by the
+	// server and include those on which the event went back to wait
+	// behind its customer's failed event.
+	MaxDeliveries int
+	// AckWait is the consumer's ack wait: messages pulled are reported in
+	// progress three times within it. Default: the consumer's own, as
+	// cached when it was looked up, or 30s.
 	AckWait time.Duration
 	// Drain bounds how long Run waits for events under way at shutdown
 	// (default 30s).
-	Drain  time.Duration
+	Drain time.Duration
+	// Metrics, if not nil, counts events and samples the JetStream
+	// consumer's figures. Handler durations are timed by the Instrument
+	// stage in Handle.
+	Metrics *Metrics
+	// InfoEvery is how often the JetStream consumer's figures are sampled
+	// for Metrics (default 5s).
+	InfoEvery time.Duration
+	// Now tells the time (default time.Now).
+	Now func() time.Time
+	// Logger receives what the consumer does with failed events (default:
+	// nothing is logged).
 	Logger *slog.Logger
 }
 
 func defaultBackoff(n uint64) time.Duration {
+	if n == 0 {
+		n = 1
+	}
 	d := time.Second << min(n-1, 9)
 	return min(d, 5*time.Minute)
 }
 
+// run is one Run of a Consumer, with its settings defaulted.
+type run struct {
+	js            jetstream.Consumer
+	handle        HandlerFunc
+	deadLetterFn  DeadLetterFunc
+	backoff       func(n uint64) time.Duration
+	maxDeliveries uint64
+	now           func() time.Time
+	log           *slog.Logger
+	metrics       *Metrics
+	inflight      *inflight
+}
+
 // Run pulls and handles events until ctx ends, then stops pulling, lets
 // the workers finish the events they hold (acking them as usual) and
-// returns.
+// returns. It returns an error when the Consumer lacks a required field or
+// when pulling cannot go on (the consumer was deleted, the connection
+// closed).
 func (c *Consumer) Run(ctx context.Context) error {
+	switch {
+	case c.Consumer == nil:
+		return errors.New("run consumer: no JetStream consumer")
+	case c.Handle == nil:
+		return errors.New("run consumer: no handler")
+	case c.DeadLetter == nil:
+		return errors.New("run consumer: no dead-letter function")
+	}
 	workers := c.Workers
 	if workers <= 0 {
 		workers = 4
 	}
-	if c.Backoff == nil {
-		c.Backoff = defaultBackoff
+	r := &run{
+		js:            c.Consumer,
+		handle:        Recover(c.Logger)(c.Handle),
+		deadLetterFn:  c.DeadLetter,
+		backoff:       c.Backoff,
+		maxDeliveries: 100,
+		now:           c.Now,
+		log:           c.Logger,
+		metrics:       c.Metrics,
+		inflight:      newInflight(4 * workers),
 	}
-	if c.Drain <= 0 {
-		c.Drain = 30 * time.Second
+	if r.backoff == nil {
+		r.backoff = defaultBackoff
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.MaxDeliveries > 0 {
+		r.maxDeliveries = uint64(c.MaxDeliveries)
 	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	drain := c.Drain
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+
 	// Work goes on under its own context at shutdown, so events under way
 	// are finished and acked rather than cut off.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -89,66 +173,135 @@ func (c *Consumer) Run(ctx context.Context) error {
 	queues := make([]chan job, workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan job, 2)
-		w := &worker{c: c, blocked: make(map[string]blocked)}
+		// A queue can take every message pulled: handing one out never
+		// waits, and each is reported in progress while it waits.
+		q := make(chan job, r.inflight.size())
+		queues[i] = q
+		w := &worker{r: r, blocked: make(map[string]blocked)}
 		wg.Go(func() {
-			for j := range queues[i] {
+			for j := range q {
 				w.handle(workCtx, j)
 			}
 		})
 	}
-	seed := maphash.MakeSeed()
-	var runErr error
-	// Events are pulled in batches that end by themselves (when full or
-	// after fetchWait), and each batch is handed out whole. At shutdown
-	// the batch under way ends within fetchWait: no event is left pulled
-	// but unseen, which the server would redeliver only after the ack
-	// wait.
-	for ctx.Err() == nil {
-		batch, err := c.Consumer.Fetch(4*workers, jetstream.FetchMaxWait(fetchWait))
-		if err != nil {
-			if fatalPullError(err) {
-				runErr = fmt.Errorf("pull events: %w", err)
-				break
-			}
-			c.Logger.Warn("pull events; trying again", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Go(func() { r.inflight.keepInProgress(bgCtx, c.progressEvery()) })
+	if r.metrics != nil {
+		every := c.InfoEvery
+		if every <= 0 {
+			every = 5 * time.Second
 		}
-		for msg := range batch.Messages() {
-			j, err := decode(msg)
-			if err != nil {
-				c.deadLetter(workCtx, msg, err)
-				continue
-			}
-			queues[maphash.String(seed, j.ev.UUID)%uint64(workers)] <- j
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			if fatalPullError(err) {
-				runErr = fmt.Errorf("pull events: %w", err)
-				break
-			}
-			c.Logger.Warn("pull events", "err", err)
-		}
+		bg.Go(func() { r.sample(bgCtx, every) })
 	}
+
+	runErr := r.pull(ctx, workCtx, queues)
+
 	for _, q := range queues {
 		close(q)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	drainTimer := time.NewTimer(drain)
 	select {
 	case <-done:
-	case <-time.After(c.Drain):
+	case <-drainTimer.C:
+		r.log.Warn("events under way outlast the drain; cancelling them", "drain", drain)
 		cancelWork()
 		<-done
 	}
+	drainTimer.Stop()
+	stopBg()
+	bg.Wait()
 	return runErr
 }
 
-// job is a message with its event.
+// progressEvery is how often messages pulled are reported in progress:
+// three times within the consumer's ack wait.
+func (c *Consumer) progressEvery() time.Duration {
+	ackWait := c.AckWait
+	if ackWait <= 0 {
+		if info := c.Consumer.CachedInfo(); info != nil {
+			ackWait = info.Config.AckWait
+		}
+	}
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second // JetStream's default
+	}
+	return max(ackWait/3, time.Millisecond)
+}
+
+// pull pulls events and hands them to the workers until ctx ends or
+// pulling cannot go on. Events are pulled in batches that end by
+// themselves (when full or after fetchWait), each as large as there is
+// room in the inflight set. At shutdown the batch under way ends within
+// fetchWait and is handed out whole: no event is left pulled but unseen,
+// which the server would redeliver only after the ack wait.
+func (r *run) pull(ctx, workCtx context.Context, queues []chan job) error {
+	seed := maphash.MakeSeed()
+	for ctx.Err() == nil {
+		n := r.inflight.reserve(ctx)
+		if n == 0 {
+			break
+		}
+		batch, err := r.js.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			r.inflight.endFetch()
+			if fatalPullError(err) {
+				return fmt.Errorf("pull events: %w", err)
+			}
+			r.log.Warn("pull events; trying again", "err", err)
+			wait := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+			case <-wait.C:
+			}
+			wait.Stop()
+			continue
+		}
+		for msg := range batch.Messages() {
+			r.inflight.add(msg)
+			r.metrics.receivedOne()
+			j, err := decode(msg)
+			if err != nil {
+				r.keepDead(workCtx, j, err, reasonInvalid)
+				continue
+			}
+			queues[maphash.String(seed, j.ev.UUID)%uint64(len(queues))] <- j
+		}
+		r.inflight.endFetch()
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if fatalPullError(err) {
+				return fmt.Errorf("pull events: %w", err)
+			}
+			r.log.Warn("pull events", "err", err)
+		}
+	}
+	return nil
+}
+
+// sample records the consumer's figures in the metrics now and every
+// interval until ctx ends.
+func (r *run) sample(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		info, err := r.js.Info(ctx)
+		if err == nil {
+			r.metrics.sampled(info)
+		} else if ctx.Err() == nil {
+			r.log.Debug("sample consumer info", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// job is a message with its metadata and event. A message that is not a
+// valid event has no event, and no metadata if it has none.
 type job struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
@@ -159,10 +312,12 @@ type job struct {
 // time the stream received it; one without an id gets an id derived from
 // the stream and sequence, so every redelivery has the same id.
 func decode(msg jetstream.Msg) (job, error) {
+	j := job{msg: msg}
 	meta, err := msg.Metadata()
 	if err != nil {
-		return job{}, fmt.Errorf("read message metadata: %w", err)
+		return j, fmt.Errorf("read message metadata: %w", err)
 	}
+	j.meta = meta
 	dec := event.Decoder{
 		Now: func() time.Time { return meta.Timestamp },
 		NewID: func(t time.Time) string {
@@ -171,104 +326,15 @@ func decode(msg jetstream.Msg) (job, error) {
 	}
 	ev, err := dec.Decode(msg.Data())
 	if err != nil {
-		return job{}, err
+		return j, err
 	}
 	if d := msg.Headers().Get(DepthHeader); d != "" {
 		n, err := strconv.Atoi(d)
 		if err != nil || n < 0 {
-			return job{}, fmt.Errorf("header %s: %q is not a depth", DepthHeader, d)
+			return j, fmt.Errorf("header %s: %q is not a depth", DepthHeader, d)
 		}
 		ev.Depth = n
 	}
-	return job{msg: msg, meta: meta, ev: ev}, nil
-}
-
-// deadLetter keeps an invalid message with its reason and terminates it,
-// so it is not redelivered. If keeping it fails, the message is nak'ed so
-// it comes back rather than being lost.
-func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, reason error) {
-	c.Logger.Warn("invalid event kept in the dead-letter stream", "subject", msg.Subject(), "reason", reason)
-	if err := c.DeadLetter(ctx, msg, reason); err != nil {
-		c.Logger.Error("keep invalid event", "err", err)
-		_ = msg.NakWithDelay(c.Backoff(1))
-		return
-	}
-	if err := msg.TermWithReason(truncate(reason.Error(), 256)); err != nil {
-		c.Logger.Error("terminate invalid event", "err", err)
-	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
-// progressEvery is how often an event under way is reported in progress:
-// well within the consumer's ack wait.
-func (c *Consumer) progressEvery() time.Duration {
-	if c.AckWait > 0 {
-		return c.AckWait / 3
-	}
-	return 10 * time.Second
-}
-
-// worker handles the events of its share of customers, in order.
-type worker struct {
-	c *Consumer
-	// blocked holds customers with a failed event waiting for
-	// redelivery; their later events are sent back behind it.
-	blocked map[string]blocked
-}
-
-type blocked struct {
-	seq   uint64 // stream sequence of the failed event
-	until time.Time
-}
-
-func (w *worker) handle(ctx context.Context, j job) {
-	c, msg, meta, ev := w.c, j.msg, j.meta, j.ev
-	if b, ok := w.blocked[ev.UUID]; ok && b.seq != meta.Sequence.Stream {
-		if wait := time.Until(b.until); wait > 0 && meta.Sequence.Stream > b.seq {
-			_ = msg.NakWithDelay(wait + time.Second)
-			return
-		}
-		// The failed event is overdue (it may have been handled by another
-		// engine): stop holding the customer's events for it.
-		delete(w.blocked, ev.UUID)
-	}
-	// Tell the server the event is still being worked on, so a slow SMTP
-	// server does not make it redeliver the event elsewhere meanwhile.
-	progress := time.NewTicker(c.progressEvery())
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-progress.C:
-				_ = msg.InProgress()
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := c.Handle(ctx, ev)
-	progress.Stop()
-	close(done)
-	if err != nil {
-		delay := c.Backoff(meta.NumDelivered)
-		c.Logger.Warn("event will be retried", "event", ev.ID, "uuid", ev.UUID, "delivery", meta.NumDelivered, "delay", delay, "err", err)
-		w.blocked[ev.UUID] = blocked{seq: meta.Sequence.Stream, until: time.Now().Add(delay)}
-		if err := msg.NakWithDelay(delay); err != nil {
-			c.Logger.Error("nak event", "event", ev.ID, "err", err)
-		}
-		return
-	}
-	if b, ok := w.blocked[ev.UUID]; ok && b.seq == meta.Sequence.Stream {
-		delete(w.blocked, ev.UUID)
-	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		// The event will come back; the runner recognises it by its id.
-		c.Logger.Warn("ack event", "event", ev.ID, "err", err)
-	}
+	j.ev = ev
+	return j, nil
 }

@@ -1,5 +1,3 @@
-// Package ingest brings events into Herald: from NATS JetStream, from the
-// HTTP tracking API, and from JSONL files of recorded events.
 package ingest
 
 import (

@@ -1,0 +1,160 @@
+package ingest
+
+import (
+	"context"
+	"time"
+
+	"github.com/herald-events/herald/event"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons an event is kept as a dead letter: the values of the reason
+// label of herald_events_dead_lettered_total.
+const (
+	reasonInvalid       = "invalid"        // the message is not a valid event
+	reasonPanic         = "panic"          // the handler panicked
+	reasonPermanent     = "permanent"      // the handler failed for good
+	reasonMaxDeliveries = "max_deliveries" // retries ran out
+)
+
+// Metrics are the Prometheus metrics of event consumption. A nil *Metrics
+// is valid and records nothing. No metric carries a customer id.
+type Metrics struct {
+	received     prometheus.Counter
+	acked        prometheus.Counter
+	retried      prometheus.Counter
+	deadLettered *prometheus.CounterVec
+	handle       prometheus.Histogram
+	latency      prometheus.Histogram
+	pending      prometheus.Gauge
+	ackPending   prometheus.Gauge
+	redelivered  prometheus.Gauge
+}
+
+// NewMetrics makes the metrics and registers them with reg; a nil reg
+// leaves them unregistered. Like prometheus.MustRegister, it panics if reg
+// already holds metrics of the same names: make one Metrics per registry.
+//
+// The metrics are:
+//
+//   - herald_events_received_total: messages pulled from the stream,
+//     redeliveries included;
+//   - herald_events_acked_total: events handled and acknowledged;
+//   - herald_events_retried_total: failed events sent back for a retry
+//     later (events sent back to wait behind their customer's failed one
+//     are not counted);
+//   - herald_events_dead_lettered_total{reason}: messages kept as dead
+//     letters and terminated, by reason: "invalid" (not a valid event),
+//     "panic" (the handler panicked), "permanent" (the handler failed
+//     with a permanent error), "max_deliveries" (retries ran out);
+//   - herald_event_handle_seconds: how long the handler took (observed by
+//     the Instrument stage);
+//   - herald_event_latency_seconds: from the time the stream stored an
+//     event to its acknowledgement, retries included;
+//   - herald_consumer_pending_messages, herald_consumer_ack_pending_messages,
+//     herald_consumer_redelivered_messages: the JetStream consumer's
+//     messages not yet delivered, delivered but not yet acknowledged, and
+//     redelivered and not yet acknowledged, as the Consumer last sampled
+//     them (every Consumer.InfoEvery).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "received_total",
+			Help: "Messages pulled from the events stream, redeliveries included.",
+		}),
+		acked: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "acked_total",
+			Help: "Events handled and acknowledged.",
+		}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "retried_total",
+			Help: "Failed events sent back to be retried later.",
+		}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "dead_lettered_total",
+			Help: "Messages kept as dead letters and not redelivered, by reason.",
+		}, []string{"reason"}),
+		handle: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "herald", Subsystem: "event", Name: "handle_seconds",
+			Help:    "How long handling an event took.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "herald", Subsystem: "event", Name: "latency_seconds",
+			Help:    "Time from the stream storing an event to its acknowledgement, retries included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald", Subsystem: "consumer", Name: "pending_messages",
+			Help: "Messages of the events stream the consumer has not delivered yet, as last sampled.",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald", Subsystem: "consumer", Name: "ack_pending_messages",
+			Help: "Messages delivered and not yet acknowledged, as last sampled.",
+		}),
+		redelivered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald", Subsystem: "consumer", Name: "redelivered_messages",
+			Help: "Messages redelivered and not yet acknowledged, as last sampled.",
+		}),
+	}
+	// Every reason is reported from the start, at 0, so that rates and
+	// alerts on it work before the first dead letter.
+	for _, r := range []string{reasonInvalid, reasonPanic, reasonPermanent, reasonMaxDeliveries} {
+		m.deadLettered.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.received, m.acked, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
+	}
+	return m
+}
+
+// Instrument times the handler in herald_event_handle_seconds, a panic
+// included. Instrument(nil) passes events on untimed.
+func Instrument(m *Metrics) Middleware {
+	return func(next HandlerFunc) HandlerFunc {
+		if m == nil {
+			return next
+		}
+		return func(ctx context.Context, ev *event.Event) error {
+			defer prometheus.NewTimer(m.handle).ObserveDuration()
+			return next(ctx, ev)
+		}
+	}
+}
+
+func (m *Metrics) receivedOne() {
+	if m != nil {
+		m.received.Inc()
+	}
+}
+
+// ackedOne counts an acknowledged event that took latency from the stream
+// to its acknowledgement.
+func (m *Metrics) ackedOne(latency time.Duration) {
+	if m != nil {
+		m.acked.Inc()
+		m.latency.Observe(max(latency, 0).Seconds())
+	}
+}
+
+func (m *Metrics) retriedOne() {
+	if m != nil {
+		m.retried.Inc()
+	}
+}
+
+func (m *Metrics) deadLetteredOne(reason string) {
+	if m != nil {
+		m.deadLettered.WithLabelValues(reason).Inc()
+	}
+}
+
+// sampled records the figures of the JetStream consumer.
+func (m *Metrics) sampled(info *jetstream.ConsumerInfo) {
+	if m != nil {
+		m.pending.Set(float64(info.NumPending))
+		m.ackPending.Set(float64(info.NumAckPending))
+		m.redelivered.Set(float64(info.NumRedelivered))
+	}
+}
