@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -35,7 +35,7 @@ var testSecret = strings.Repeat("k", 32)
 // client, for end-to-end tests.
 type herald struct {
 	t    *testing.T
-	srv  *server
+	srv  *App
 	smtp *smtptest.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -73,16 +73,17 @@ func startHeraldWith(t *testing.T, cfg *config.Config, smtp *smtptest.Server) *h
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := startServer(context.Background(), cfg, logger)
+	s, err := New(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { _ = s.Run(context.Background()) }()
 	t.Cleanup(func() {
-		if err := s.shutdown(); err != nil {
+		if err := s.Shutdown(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	nc, err := nats.Connect(s.natsURL)
+	nc, err := nats.Connect(s.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func post(t *testing.T, u, body string) *http.Response {
 const annaForm = `{"action":"form.submit","label":"Newsletter form","uuid":"anna-7f3c","site":"shop.example.com","params":{"form_type":"newsletter","email":"anna@example.com","firstname":"Anna","newsletter_agreement_enabled":"enabled"}}`
 
 func TestServeDoubleOptIn(t *testing.T) {
-	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+	h := startHerald(t, "../examples/newsletter-double-opt-in")
 
 	// The form: a confirmation request with a signed link.
 	h.publish("herald.events.web", annaForm)
@@ -307,7 +308,7 @@ func TestServeDoubleOptIn(t *testing.T) {
 }
 
 func TestServeSingleOptInAndDisabled(t *testing.T) {
-	h := startHerald(t, "../../examples/newsletter-single-opt-in")
+	h := startHerald(t, "../examples/newsletter-single-opt-in")
 	h.publish("herald.events.web", `{"action":"form.submit","label":"Newsletter form","uuid":"erin-1","params":{"form_type":"newsletter","email":"erin@example.com","newsletter_agreement_enabled":"enabled"}}`)
 	m := h.emails(1)[0]
 	if m.to != "erin@example.com" || m.header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
@@ -321,7 +322,7 @@ func TestServeSingleOptInAndDisabled(t *testing.T) {
 }
 
 func TestServeRejectsBadTokens(t *testing.T) {
-	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+	h := startHerald(t, "../examples/newsletter-double-opt-in")
 	h.publish("herald.events.web", annaForm)
 	good := link(t, h.emails(1)[0].text)
 	base := good[:strings.LastIndex(good, "/l/")+3]
@@ -366,7 +367,7 @@ func TestServeRejectsBadTokens(t *testing.T) {
 }
 
 func TestServeKeepsInvalidEventsInTheDeadLetterStream(t *testing.T) {
-	h := startHerald(t, "../../examples/newsletter-double-opt-in")
+	h := startHerald(t, "../examples/newsletter-double-opt-in")
 	h.publish("herald.events.web", annaForm)
 	h.publish("herald.events.web", `{"action":"form.submit","uuid":"x","params":{"cart":{"items":2}}}`)
 	h.publish("herald.events.web", `not json`)
@@ -393,7 +394,7 @@ func TestServeRetriesWhenSMTPFailsTemporarily(t *testing.T) {
 	// The server answers 451 to the first message, as a greylisting or
 	// overloaded server does. The event is nak'ed and redelivered; the
 	// email arrives once, and the profile was changed once.
-	h := startHerald(t, "../../examples/newsletter-double-opt-in",
+	h := startHerald(t, "../examples/newsletter-double-opt-in",
 		smtptest.WithReply(smtptest.Data, smtptest.Reply{Code: 451, Message: "try again later", Times: 1}))
 	h.publish("herald.events.web", annaForm)
 	eventually(t, "the profile change", func() bool { return h.attribute("anna-7f3c", "newsletterAgreement") == "confirmation" })
@@ -415,7 +416,7 @@ func TestServeRetriesWhenSMTPFailsTemporarily(t *testing.T) {
 }
 
 func TestServeKeepsRejectedEmailsInTheDeadLetterStream(t *testing.T) {
-	h := startHerald(t, "../../examples/newsletter-double-opt-in",
+	h := startHerald(t, "../examples/newsletter-double-opt-in",
 		smtptest.WithReply(smtptest.Rcpt, smtptest.Reply{Code: 550, Message: "no such mailbox"}))
 	h.publish("herald.events.web", annaForm)
 	eventually(t, "the failed email kept", func() bool { return h.streamMsgs(natsbus.DeadStream) == 1 })
@@ -441,14 +442,14 @@ func TestServeKeepsRejectedEmailsInTheDeadLetterStream(t *testing.T) {
 
 func TestServeReloadKeepsWorkingRulesWhenAFileBreaks(t *testing.T) {
 	dir := t.TempDir()
-	copyDir(t, "../../examples/newsletter-double-opt-in", dir)
+	copyDir(t, "../examples/newsletter-double-opt-in", dir)
 	h := startHerald(t, dir)
-	before := h.srv.engine.Rules()
+	before := h.srv.Rules()
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("rules:\n  - name: broken\n    iff: x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.srv.reload()
-	if h.srv.engine.Rules() != before {
+	_ = h.srv.Reload()
+	if h.srv.Rules() != before {
 		t.Fatal("a broken rule file replaced the working rules")
 	}
 	h.publish("herald.events.web", annaForm)
@@ -456,9 +457,9 @@ func TestServeReloadKeepsWorkingRulesWhenAFileBreaks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte("rules:\n  - {name: only, on: form.submit, do: [{tag: reloaded}]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.srv.reload()
-	if h.srv.engine.Rules().Len() != 1 {
-		t.Fatalf("after a good reload: %d rules", h.srv.engine.Rules().Len())
+	_ = h.srv.Reload()
+	if h.srv.Rules().Len() != 1 {
+		t.Fatalf("after a good reload: %d rules", h.srv.Rules().Len())
 	}
 	h.publish("herald.events.web", strings.ReplaceAll(annaForm, "anna-7f3c", "carl-1"))
 	eventually(t, "the new rule", func() bool { p := h.profile("carl-1"); return p != nil && p.HasTag("reloaded") })
@@ -526,13 +527,13 @@ func TestServeKeepsEachCustomersEventsInOrder(t *testing.T) {
 // every event is applied once, every email sent once.
 func TestServeShutdownFinishesWorkAndRestartLosesNothing(t *testing.T) {
 	smtp := smtptest.NewServer(t)
-	cfg := testConfig(t, "../../examples/newsletter-double-opt-in", smtp)
+	cfg := testConfig(t, "../examples/newsletter-double-opt-in", smtp)
 	first := startHeraldWith(t, cfg, smtp)
 	const n = 40
 	for i := range n {
 		first.publish("herald.events.web", fmt.Sprintf(`{"id":"01KC%022d","action":"form.submit","uuid":"c-%d","params":{"form_type":"newsletter","email":"c%d@example.com","newsletter_agreement_enabled":"enabled"}}`, i, i, i))
 	}
-	if err := first.srv.shutdown(); err != nil {
+	if err := first.srv.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	// The embedded server keeps its store: a new Herald on the same data

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -43,19 +43,20 @@ func benchServe(b *testing.B, kind string, fsync bool) {
 		b.Fatal(err)
 	}
 	cfg.DataDir = b.TempDir()
-	cfg.Rules = []string{"../../examples/newsletter-double-opt-in"}
+	cfg.Rules = []string{"../examples/newsletter-double-opt-in"}
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.NATS.Fsync = &fsync
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.BaseURL = ""
 	cfg.Email.Outbox = b.TempDir()
 	b.Setenv(config.EnvLinkKeys, "b1:"+"YmVuY2htYXJrLWtleS1iZW5jaG1hcmsta2V5LWJlbmNobWFyaw")
-	s, err := startServer(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.shutdown()
-	nc, err := nats.Connect(s.natsURL)
+	go func() { _ = s.Run(context.Background()) }()
+	defer s.Shutdown()
+	nc, err := nats.Connect(s.NATSURL())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,6 +26,8 @@ const (
 	EnvLinkKeys     = "HERALD_LINK_KEYS"
 	EnvNATSPassword = "HERALD_NATS_PASSWORD"
 	EnvNATSToken    = "HERALD_NATS_TOKEN"
+	// EnvWebhookSecret signs webhook calls (Herald-Signature).
+	EnvWebhookSecret = "HERALD_WEBHOOK_SECRET"
 )
 
 // Secret is a value that must not be printed: it formats as <secret>.
@@ -55,10 +58,46 @@ type Config struct {
 	NATS    NATS     `yaml:"nats"`
 	HTTP    HTTP     `yaml:"http"`
 	Email   Email    `yaml:"email"`
+	Webhook Webhook  `yaml:"webhook"`
 	Workers int      `yaml:"workers"`
-	Log     Log      `yaml:"log"`
+	// MaxDeliveries is how often an event whose handling fails for a
+	// reason worth retrying is delivered before it is kept as a dead
+	// letter. Default 100: with retries at most 5 minutes apart, about
+	// eight hours of retries.
+	MaxDeliveries int `yaml:"max_deliveries"`
+	Log           Log `yaml:"log"`
 
 	baseURLDefaulted bool
+}
+
+// Webhook configures the webhook action.
+type Webhook struct {
+	// AllowHosts lists the hosts webhooks may call: exact names, or
+	// *.example.com for its subdomains. Rules naming another host fail to
+	// load. Empty: webhooks are off.
+	AllowHosts []string `yaml:"allow_hosts"`
+	// AllowPrivate lets webhooks reach loopback and private addresses
+	// (refused by default, even for an allowed host name).
+	AllowPrivate bool `yaml:"allow_private"`
+	// Headers are sent with every call.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one call. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Secret signs every call; it comes from HERALD_WEBHOOK_SECRET.
+	Secret Secret `yaml:"-"`
+}
+
+// Duration is a time.Duration written as in Go ("10s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration such as 10s.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	t, err := time.ParseDuration(n.Value)
+	if err != nil || t < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 10s", n.Line, n.Value)
+	}
+	*d = Duration(t)
+	return nil
 }
 
 // NATS says which NATS to use: an embedded server (no URL, the default) or
@@ -163,6 +202,7 @@ func Load(path string) (*Config, error) {
 	c.NATS.Password = Secret(os.Getenv(EnvNATSPassword))
 	c.NATS.Token = Secret(os.Getenv(EnvNATSToken))
 	c.Email.SMTP.Password = Secret(os.Getenv(EnvSMTPPassword))
+	c.Webhook.Secret = Secret(os.Getenv(EnvWebhookSecret))
 	c.applyDefaults()
 	if err := c.validate(); err != nil {
 		if path != "" {
@@ -209,6 +249,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 100
+	}
+	if c.Webhook.Timeout == 0 {
+		c.Webhook.Timeout = Duration(10 * time.Second)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -281,6 +327,14 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers", "%d: use 1 to 256", c.Workers)
+	}
+	if c.MaxDeliveries < 1 {
+		bad("max_deliveries", "%d: use 1 or more", c.MaxDeliveries)
+	}
+	for i, h := range c.Webhook.AllowHosts {
+		if h == "" || strings.ContainsAny(h, "/ @") {
+			bad(fmt.Sprintf("webhook.allow_hosts[%d]", i), "%q is not a host name such as hooks.example.com or *.example.com", h)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

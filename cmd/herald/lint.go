@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/herald-events/herald/app"
+	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/rules"
 )
 
@@ -16,9 +18,16 @@ func (c *cli) lint(args []string) int {
 a directory of them, all checked together as one rule set, as herald serve
 would load them. DIR/... checks every directory below DIR that holds rule
 files, each as its own set (testdata and hidden directories are skipped).
-Prints every problem as file:line:col: rule "name": message.`)
+Prints every problem as file:line:col: rule "name": message. Webhook URLs
+are checked against the hosts serve's configuration allows.`)
+	configPath := fl.String("config", "", "herald serve's configuration `file` (webhook.allow_hosts)")
 	if code, ok := parse(fl, args); !ok {
 		return code
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitUsage
 	}
 	if fl.NArg() == 0 {
 		fl.Usage()
@@ -50,7 +59,7 @@ Prints every problem as file:line:col: rule "name": message.`)
 	}
 	code := exitOK
 	for _, paths := range sets {
-		set, err := rules.Load(paths...)
+		set, err := app.LoadRules(cfg, paths...)
 		var errs rules.Errors
 		switch {
 		case errors.As(err, &errs):

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"time"
 
 	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func (c *cli) profile(args []string) int {
@@ -54,7 +53,7 @@ their latest events among the most recent events in the stream.`)
 	if err != nil && !errors.Is(err, profile.ErrNotFound) {
 		return fail(err)
 	}
-	activity, scanned, err := recentActivity(ctx, js, uuid, *recent, *scan)
+	activity, scanned, err := ingest.RecentActivity(ctx, js, uuid, *recent, *scan)
 	if err != nil {
 		return fail(err)
 	}
@@ -117,62 +116,6 @@ func printProfile(w io.Writer, p *profile.Profile) {
 		sort.Strings(names)
 		for _, k := range names {
 			fmt.Fprintf(w, "    %-30s %s\n", k, valueText(p.Attributes[k]))
-		}
-	}
-}
-
-// recentActivity returns the customer's latest events, newest last, found
-// among the last scan events of the stream.
-func recentActivity(ctx context.Context, js jetstream.JetStream, uuid string, keep, scan int) ([]*event.Event, int, error) {
-	stream, err := js.Stream(ctx, natsbus.EventsStream)
-	if err != nil {
-		return nil, 0, fmt.Errorf("open %s: %w", natsbus.EventsStream, err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	last, first := info.State.LastSeq, info.State.FirstSeq
-	if info.State.Msgs == 0 {
-		return nil, 0, nil
-	}
-	start := first
-	if last >= uint64(scan) && last-uint64(scan)+1 > first {
-		start = last - uint64(scan) + 1
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	var out []*event.Event
-	scanned := 0
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, 0, err
-		}
-		n := 0
-		done := false
-		for msg := range batch.Messages() {
-			n++
-			scanned++
-			if ev, err := event.Decode(msg.Data()); err == nil && ev.UUID == uuid {
-				out = append(out, ev)
-				if len(out) > keep {
-					out = slices.Delete(out, 0, 1)
-				}
-			}
-			if meta, err := msg.Metadata(); err == nil && meta.Sequence.Stream >= last {
-				done = true
-			}
-		}
-		if batch.Error() != nil && !errors.Is(batch.Error(), jetstream.ErrNoMessages) {
-			return nil, 0, batch.Error()
-		}
-		if done || n == 0 {
-			return out, scanned, nil
 		}
 	}
 }

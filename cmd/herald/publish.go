@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
@@ -63,6 +64,7 @@ failed, and 2 on bad flags or configuration.`)
 	}
 	defer nc.Close()
 	ctx := context.Background()
+	pub := natsbus.NewPublisher(js, *subject)
 	sent, dups, invalid := 0, 0, 0
 	err := ingest.ReadJSONL(in, func(line int, data []byte, err error) error {
 		var ev *event.Event
@@ -74,14 +76,9 @@ failed, and 2 on bad flags or configuration.`)
 			fmt.Fprintf(c.stderr, "%s:%d: %v\n", name, line, err)
 			return nil
 		}
-		msg := nats.NewMsg(*subject)
-		if msg.Data, err = ev.MarshalJSON(); err != nil {
-			return err
-		}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		ack, err := js.PublishMsg(pctx, msg)
+		ack, err := pub.PublishOn(pctx, *subject, ev)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 				return fmt.Errorf("line %d: no stream takes %s: is herald serve running? (%w)", line, *subject, err)
@@ -156,23 +153,17 @@ func natsOptions(t natsTarget, name string) (natsbus.ConnectOptions, error) {
 	if err != nil {
 		return natsbus.ConnectOptions{}, err
 	}
-	n := cfg.NATS
 	url := t.url
 	switch {
 	case url != "":
 	case t.config == "":
 		url = envOr("NATS_URL", defaultNATSURL)
-	case n.URL != "":
-		url = n.URL
+	case cfg.NATS.URL != "":
+		url = cfg.NATS.URL
 	default:
-		url = "nats://" + clientAddr(n.Listen)
+		url = "nats://" + clientAddr(cfg.NATS.Listen)
 	}
-	opts := natsbus.ConnectOptions{
-		URL: url, CredsFile: n.Creds, NKeyFile: n.NKey, User: n.User,
-		Password: string(n.Password), Token: string(n.Token),
-		CAFile: n.TLS.CA, CertFile: n.TLS.Cert, KeyFile: n.TLS.Key,
-		Name: name,
-	}
+	opts := app.ConnectOptions(cfg, url, name, nil)
 	if err := opts.Validate(); err != nil {
 		if t.config != "" {
 			return opts, fmt.Errorf("%s: %w", t.config, err)

@@ -43,7 +43,7 @@ type profileJSON struct {
 
 func TestPublishAndProfile(t *testing.T) {
 	h := startHerald(t, "../../examples/newsletter-double-opt-in")
-	url := h.srv.natsURL
+	url := h.natsURL
 
 	code, stdout, stderr := run(t, "", "publish", "--nats", url, publishFile)
 	if code != exitFailed {

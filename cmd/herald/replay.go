@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/herald-events/herald/engine"
+	"github.com/herald-events/herald/app"
+	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/profile"
+	"github.com/herald-events/herald/replay"
 	"github.com/herald-events/herald/rules"
 )
 
@@ -28,9 +30,11 @@ emit are fed back in. Effects are recorded and printed, never performed: no
 email is sent, nothing is published. Invalid lines are reported with their
 line number and reason, and the replay goes on.
 
-Exits 1 when any line was invalid or any rule failed, 0 otherwise.`)
+Exits 1 when any line was invalid, any rule failed or any effect failed as
+it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	var ruleDirs listFlag
 	fl.Var(&ruleDirs, "rules", "rule `file or directory` (repeat for more)")
+	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed")
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
@@ -56,7 +60,12 @@ Exits 1 when any line was invalid or any rule failed, 0 otherwise.`)
 	if err != nil {
 		return usage("--start %q is not an RFC 3339 time", *start)
 	}
-	set, err := rules.Load(ruleDirs...)
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitUsage
+	}
+	set, err := app.LoadRules(cfg, ruleDirs...)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return exitUsage
@@ -76,10 +85,16 @@ Exits 1 when any line was invalid or any rule failed, 0 otherwise.`)
 		defer f.Close()
 		in = f
 	}
-	r := &replayer{
-		local: engine.Local{Engine: engine.New(set), Store: store},
-		clock: clock,
+	var kinds []string
+	for _, k := range app.Kinds(cfg) {
+		kinds = append(kinds, k.Name)
 	}
+	rp, err := replay.New(replay.Config{Rules: set, Store: store, From: cfg.Email.From, Kinds: kinds})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	r := &replayer{replay: rp, clock: clock}
 	if *format == "json" {
 		r.out = &jsonReport{enc: json.NewEncoder(c.stdout)}
 	} else {
@@ -90,7 +105,7 @@ Exits 1 when any line was invalid or any rule failed, 0 otherwise.`)
 		return exitFailed
 	}
 	r.out.summary(&r.sum)
-	if r.sum.Invalid > 0 || r.sum.Errors > 0 {
+	if r.sum.Invalid > 0 || r.sum.Errors > 0 || r.sum.Failed > 0 {
 		return exitFailed
 	}
 	return exitOK
@@ -134,19 +149,21 @@ type replaySummary struct {
 	Emails     int `json:"emails"`
 	Suppressed int `json:"emails_suppressed"`
 	Errors     int `json:"rule_errors"`
+	Effects    int `json:"other_effects"`
+	Failed     int `json:"effects_failed"`
 }
 
 type replayer struct {
-	local engine.Local
-	clock time.Time
-	out   report
-	sum   replaySummary
+	replay *replay.Replayer
+	clock  time.Time
+	out    report
+	sum    replaySummary
 }
 
 // report prints a replay in one format.
 type report interface {
 	invalid(line int, err error)
-	plan(line int, p *engine.Plan, emails []renderedEmail)
+	plan(line int, r *replay.Result)
 	summary(s *replaySummary)
 }
 
@@ -171,64 +188,34 @@ func (r *replayer) line(n int, data []byte, err error) error {
 
 func (r *replayer) run(n int, ev *event.Event) error {
 	r.sum.Events++
-	plans, err := r.local.Run(context.Background(), ev, ev.Time)
+	results, err := r.replay.Run(context.Background(), ev)
 	if err != nil {
 		return err
 	}
-	for i, p := range plans {
+	for i, res := range results {
+		p := res.Plan
 		if i > 0 {
 			r.sum.Emitted++
 		}
 		r.sum.Fired += len(p.Fired)
 		r.sum.Errors += len(p.Errors)
+		r.sum.Failed += len(res.Failed)
 		r.sum.Changes += len(p.Changes())
-		emails := renderEmails(p)
-		for _, m := range emails {
+		for _, o := range p.Outs() {
+			switch o.Kind() {
+			case "emit": // counted as emitted events
+				continue
+			case "email":
+			default:
+				r.sum.Effects++
+				continue
+			}
 			r.sum.Emails++
-			if m.Suppressed != "" {
+			if s, ok := o.(rules.Suppressor); ok && s.Suppressed() != "" {
 				r.sum.Suppressed++
 			}
-			if m.err != nil {
-				r.sum.Errors++
-			}
 		}
-		r.out.plan(n, p, emails)
+		r.out.plan(n, res)
 	}
 	return nil
-}
-
-// renderedEmail is an email of a plan with its rendered subject, or the
-// error that rendering it gave.
-type renderedEmail struct {
-	*engine.Email
-	rule    string
-	subject string
-	err     error
-}
-
-// renderEmails renders each email as the runner would, with placeholder
-// link URLs, so template errors show in a replay.
-func renderEmails(p *engine.Plan) []renderedEmail {
-	var out []renderedEmail
-	for _, f := range p.Fired {
-		for _, e := range f.Effects {
-			if e.Email == nil {
-				continue
-			}
-			m := renderedEmail{Email: e.Email, rule: f.Rule}
-			if e.Email.Suppressed != "" {
-				out = append(out, m)
-				continue
-			}
-			r, _, err := e.Email.Render(p.Event, func(l rules.Link) (string, error) {
-				return "https://links.invalid/" + l.Name, nil
-			})
-			m.err = err
-			if r != nil {
-				m.subject = r.Subject
-			}
-			out = append(out, m)
-		}
-	}
-	return out
 }

@@ -1,15 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/profile"
+	"github.com/herald-events/herald/replay"
 	"github.com/herald-events/herald/rules"
 )
 
@@ -22,7 +23,8 @@ func (t *textReport) invalid(line int, err error) {
 	fmt.Fprintf(t.w, "line %d: invalid event: %v\n\n", line, err)
 }
 
-func (t *textReport) plan(line int, p *engine.Plan, emails []renderedEmail) {
+func (t *textReport) plan(line int, r *replay.Result) {
+	p := r.Plan
 	ev := p.Event
 	head := fmt.Sprintf("line %d", line)
 	if ev.Depth > 0 {
@@ -36,22 +38,24 @@ func (t *textReport) plan(line int, p *engine.Plan, emails []renderedEmail) {
 	if len(p.Fired) == 0 && len(p.Errors) == 0 {
 		fmt.Fprintln(t.w, "  no rule fired")
 	}
-	mails := emails
 	for _, f := range p.Fired {
 		fmt.Fprintf(t.w, "  rule %s\n", f.Rule)
 		if len(f.Effects) == 0 {
 			fmt.Fprintln(t.w, "    (no changes)")
 		}
 		for _, e := range f.Effects {
-			switch {
-			case e.Change != nil:
+			if e.Change != nil {
 				fmt.Fprintf(t.w, "    %s\n", changeText(e.Change))
-			case e.Email != nil:
-				m := mails[0]
-				mails = mails[1:]
-				fmt.Fprintf(t.w, "    %s\n", emailText(m))
-			case e.Emit != nil:
-				fmt.Fprintf(t.w, "    emit %s%s\n", e.Emit.Action, paramsText(e.Emit))
+				continue
+			}
+			key := engine.Key(ev, f.Rule, e.Step)
+			text, _ := e.Out.Describe(r.Rendered[key])
+			fmt.Fprintf(t.w, "    %s %s\n", e.Out.Kind(), text)
+			if s := suppressed(e.Out); s != "" {
+				fmt.Fprintf(t.w, "      not sent: %s\n", s)
+			}
+			if err := r.Failed[key]; err != nil {
+				fmt.Fprintf(t.w, "      error: %v\n", err)
 			}
 		}
 	}
@@ -59,6 +63,13 @@ func (t *textReport) plan(line int, p *engine.Plan, emails []renderedEmail) {
 		fmt.Fprintf(t.w, "  error: %v\n", err)
 	}
 	fmt.Fprintln(t.w)
+}
+
+func suppressed(e rules.Effect) string {
+	if s, ok := e.(rules.Suppressor); ok {
+		return s.Suppressed()
+	}
+	return ""
 }
 
 func changeText(c *profile.Change) string {
@@ -84,41 +95,16 @@ func valueText(v any) string {
 	return rules.Format(v)
 }
 
-func emailText(m renderedEmail) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "email %s to %s", m.Template.Name, m.To)
-	if m.err == nil && m.Suppressed == "" {
-		fmt.Fprintf(&b, " subject %q", m.subject)
-	}
-	for i, l := range m.Links {
-		if i == 0 {
-			b.WriteString(" links")
-		}
-		fmt.Fprintf(&b, " %s->%s", l.Name, l.Emit)
-	}
-	if m.Marketing {
-		b.WriteString(" (marketing)")
-	}
-	if m.Suppressed != "" {
-		fmt.Fprintf(&b, "\n      not sent: %s", m.Suppressed)
-	}
-	if m.err != nil {
-		fmt.Fprintf(&b, "\n      error: %v", m.err)
-	}
-	return b.String()
-}
-
-func paramsText(ev *event.Event) string {
-	if len(ev.Params) == 0 {
-		return ""
-	}
-	data, _ := json.Marshal(ev.Params)
-	return " " + string(data)
-}
-
 func (t *textReport) summary(s *replaySummary) {
-	fmt.Fprintf(t.w, "%d events (%d invalid, %d emitted): %d rules fired, %d profile changes, %d emails (%d not sent), %d rule errors\n",
+	fmt.Fprintf(t.w, "%d events (%d invalid, %d emitted): %d rules fired, %d profile changes, %d emails (%d not sent), %d rule errors",
 		s.Events+s.Invalid+s.Emitted, s.Invalid, s.Emitted, s.Fired, s.Changes, s.Emails, s.Suppressed, s.Errors)
+	if s.Effects > 0 {
+		fmt.Fprintf(t.w, ", %d other effects", s.Effects)
+	}
+	if s.Failed > 0 {
+		fmt.Fprintf(t.w, ", %d effects failed", s.Failed)
+	}
+	fmt.Fprintln(t.w)
 }
 
 // jsonReport prints a replay as JSON lines, for tools.
@@ -139,21 +125,44 @@ type jsonFired struct {
 	Effects []jsonEffect `json:"effects"`
 }
 
+// jsonEffect is {"step": n, "change": …} or {"step": n, KIND: …}, with
+// "error" when the effect failed as it would in serve.
 type jsonEffect struct {
-	Step   int             `json:"step"`
-	Change *profile.Change `json:"change,omitempty"`
-	Email  *jsonEmail      `json:"email,omitempty"`
-	Emit   *event.Event    `json:"emit,omitempty"`
+	Step   int
+	Change *profile.Change
+	Kind   string
+	Data   any
+	Error  string
 }
 
-type jsonEmail struct {
-	Template   string            `json:"template"`
-	To         string            `json:"to"`
-	Subject    string            `json:"subject"`
-	Links      map[string]string `json:"links,omitempty"`
-	Marketing  bool              `json:"marketing"`
-	Suppressed string            `json:"not_sent,omitempty"`
-	Error      string            `json:"error,omitempty"`
+// MarshalJSON writes the fields in a fixed order, the effect's data under
+// its kind.
+func (e jsonEffect) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"step":%d`, e.Step)
+	name, data := "change", any(e.Change)
+	if e.Change == nil {
+		name, data = e.Kind, e.Data
+	}
+	for _, f := range []struct {
+		name  string
+		value any
+	}{{name, data}, {"error", e.Error}} {
+		if f.name == "error" && e.Error == "" {
+			continue
+		}
+		k, _ := json.Marshal(f.name)
+		v, err := json.Marshal(f.value)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteByte(',')
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func (j *jsonReport) invalid(line int, err error) {
@@ -163,24 +172,21 @@ func (j *jsonReport) invalid(line int, err error) {
 	}{line, err.Error()})
 }
 
-func (j *jsonReport) plan(line int, p *engine.Plan, emails []renderedEmail) {
+// plan writes each effect as {"step": n, KIND: what it does}, with
+// "error" when it failed as it would in serve.
+func (j *jsonReport) plan(line int, r *replay.Result) {
+	p := r.Plan
 	out := jsonPlan{Line: line, Depth: p.Event.Depth, Event: p.Event, Fired: []jsonFired{}}
 	for _, f := range p.Fired {
 		jf := jsonFired{Rule: f.Rule}
 		for _, e := range f.Effects {
-			je := jsonEffect{Step: e.Step, Change: e.Change, Emit: e.Emit}
-			if e.Email != nil {
-				m := emails[0]
-				emails = emails[1:]
-				je.Email = &jsonEmail{Template: m.Template.Name, To: m.To, Subject: m.subject, Marketing: m.Marketing, Suppressed: m.Suppressed}
-				if m.err != nil {
-					je.Email.Error = m.err.Error()
-				}
-				if len(m.Links) > 0 {
-					je.Email.Links = make(map[string]string, len(m.Links))
-					for _, l := range m.Links {
-						je.Email.Links[l.Name] = l.Emit
-					}
+			je := jsonEffect{Step: e.Step, Change: e.Change}
+			if e.Change == nil {
+				key := engine.Key(p.Event, f.Rule, e.Step)
+				je.Kind = e.Out.Kind()
+				_, je.Data = e.Out.Describe(r.Rendered[key])
+				if err := r.Failed[key]; err != nil {
+					je.Error = err.Error()
 				}
 			}
 			jf.Effects = append(jf.Effects, je)

@@ -1,0 +1,326 @@
+// Package app is the running Herald server: it wires NATS (embedded or an
+// existing deployment), the rules, the applier with its effectors, the
+// JetStream consumer with its handler chain, and the HTTP server (signed
+// link pages, /healthz, /readyz, /metrics). The CLI builds one from the
+// configuration with New and drives it with Run, Reload and Shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/herald-events/herald/actions/email"
+	"github.com/herald-events/herald/config"
+	"github.com/herald-events/herald/engine"
+	"github.com/herald-events/herald/ingest"
+	"github.com/herald-events/herald/links"
+	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/profile"
+	"github.com/herald-events/herald/rules"
+	"github.com/herald-events/herald/runner"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// App is a running Herald.
+type App struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	registry *prometheus.Registry
+
+	embedded *natsbus.Embedded
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	natsURL  string
+	mailer   email.Sender
+	engine   *engine.Engine
+	consumer *ingest.Consumer
+
+	http     *http.Server
+	httpAddr string
+	baseURL  string
+
+	mu      sync.Mutex
+	rules   *rules.Set
+	started bool // Run was called
+	closing bool // Shutdown was called
+
+	life    context.Context // ends at Shutdown
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when Run returns
+	runErr  error
+
+	shutdownOnce sync.Once
+}
+
+// New starts every part of Herald but the consumer, which Run starts; on
+// error it stops what it started. A *rules.Errors error means the rule
+// files are broken.
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), stopped: make(chan struct{})}
+	a.life, a.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			_ = a.Shutdown()
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.rules, err = LoadRules(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.startNATS(); err != nil {
+		return nil, err
+	}
+	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("set up streams: %w", err)
+	}
+	if a.mailer, err = Mailer(cfg); err != nil {
+		return nil, err
+	}
+	signer, err := LinkSigner(cfg.DataDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	effectors, err := Effectors(cfg, a.mailer, natsbus.NewPublisher(a.js, natsbus.EmitSubject))
+	if err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	a.httpAddr = ln.Addr().String()
+	a.baseURL = cfg.HTTP.BaseURL
+	if a.baseURL == "" { // only in tests, which listen on port 0
+		a.baseURL = "http://" + a.httpAddr
+	}
+
+	a.engine = engine.New(a.rules)
+	apply, err := runner.New(runner.Config{
+		Engine:    a.engine,
+		Store:     profile.NewKV(res.Profiles),
+		Effectors: effectors,
+		Linker:    runner.SignedLinks(signer, a.baseURL),
+		DeadLetter: func(ctx context.Context, key string, effect []byte, reason error) error {
+			return natsbus.DeadEffect(ctx, a.js, key, effect, reason, time.Now())
+		},
+		Metrics: runner.NewMetrics(a.registry),
+		Logger:  logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	metrics := ingest.NewMetrics(a.registry)
+	a.consumer = &ingest.Consumer{
+		Consumer: res.Consumer,
+		// Recover is innermost, so logging and metrics see a panic as the
+		// permanent error it becomes.
+		Handle: ingest.Chain(apply.Handle, ingest.Log(logger), ingest.Instrument(metrics), ingest.Recover(logger)),
+		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason error) error {
+			return natsbus.DeadLetter(ctx, a.js, msg, reason, time.Now())
+		},
+		Workers:       cfg.Workers,
+		MaxDeliveries: cfg.MaxDeliveries,
+		AckWait:       natsbus.AckWait,
+		Metrics:       metrics,
+		Logger:        logger,
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/l/", &links.Handler{Signer: signer, Publisher: natsbus.NewPublisher(a.js, natsbus.LinkSubject), Logger: logger, SiteName: cfg.HTTP.SiteName, TrustProxy: cfg.HTTP.TrustProxy})
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return a, nil
+}
+
+// Run consumes events until ctx ends or consuming fails for good, then
+// stops consuming, letting the events under way finish. It returns the
+// error that stopped consuming, nil after ctx ended.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.started || a.closing {
+		a.mu.Unlock()
+		return errors.New("app: Run called twice, or after Shutdown")
+	}
+	a.started = true
+	a.mu.Unlock()
+	defer close(a.stopped)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.life, cancel)()
+	if err := a.consumer.Run(ctx); err != nil {
+		a.runErr = err
+		a.logger.Error("stopped consuming events", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Reload loads the rule files again and swaps them in. If any file has an
+// error, the rules in use stay as they are and the error is returned.
+func (a *App) Reload() error {
+	set, err := LoadRules(a.cfg)
+	if err != nil {
+		a.logger.Error("rules not reloaded; the rules in use stay", "err", err)
+		return err
+	}
+	a.engine.SetRules(set)
+	a.mu.Lock()
+	a.rules = set
+	a.mu.Unlock()
+	a.logger.Info("rules reloaded", "rules", set.Len())
+	return nil
+}
+
+// Rules returns the rules in use.
+func (a *App) Rules() *rules.Set {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rules
+}
+
+// HTTPAddr is the address the HTTP server listens on; BaseURL is the
+// address links in emails point at.
+func (a *App) HTTPAddr() string { return a.httpAddr }
+
+// BaseURL is the address links in emails point at.
+func (a *App) BaseURL() string { return a.baseURL }
+
+// NATSURL is the URL of the NATS server in use.
+func (a *App) NATSURL() string { return a.natsURL }
+
+// JetStream is the JetStream context the app uses.
+func (a *App) JetStream() jetstream.JetStream { return a.js }
+
+// Registry is the app's metrics registry, served at /metrics.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Stopped is closed when consuming has stopped.
+func (a *App) Stopped() <-chan struct{} { return a.stopped }
+
+func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-a.stopped:
+		http.Error(w, "not consuming events", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// readyz says whether the app can take work now: NATS connected and the
+// consumer running.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.nc.Status() != nats.CONNECTED {
+		http.Error(w, "NATS "+a.nc.Status().String(), http.StatusServiceUnavailable)
+		return
+	}
+	a.healthz(w, r)
+}
+
+func (a *App) startNATS() error {
+	cfg := a.cfg.NATS
+	url := cfg.URL
+	if url == "" {
+		host, portText, _ := net.SplitHostPort(cfg.Listen)
+		port, err := strconv.Atoi(portText)
+		if err != nil {
+			return fmt.Errorf("nats.listen: %w", err)
+		}
+		a.embedded, err = natsbus.StartEmbedded(natsbus.EmbeddedConfig{
+			Host: host, Port: port, StoreDir: filepath.Join(a.cfg.DataDir, "nats"),
+			SyncAlways: *cfg.Fsync, Logger: a.logger,
+		})
+		if err != nil {
+			return err
+		}
+		url = a.embedded.ClientURL()
+	}
+	a.natsURL = url
+	nc, err := natsbus.Connect(ConnectOptions(a.cfg, url, "herald serve", a.logger))
+	if err != nil {
+		return err
+	}
+	a.nc = nc
+	a.js, err = jetstream.New(nc)
+	return err
+}
+
+// Banner writes what is running where, for the person who started it.
+func (a *App) Banner(w io.Writer) {
+	nats := a.natsURL
+	if a.embedded != nil {
+		fsync := "off"
+		if *a.cfg.NATS.Fsync {
+			fsync = "on every write"
+		}
+		nats += fmt.Sprintf(" (embedded, store %s, fsync %s)", filepath.Join(a.cfg.DataDir, "nats"), fsync)
+	}
+	fmt.Fprintf(w, "Herald is running.\n")
+	fmt.Fprintf(w, "  NATS     %s\n", nats)
+	fmt.Fprintf(w, "  events   publish JSON events to herald.events.> (nats pub herald.events.web '{...}', or herald publish FILE.jsonl)\n")
+	fmt.Fprintf(w, "  HTTP     http://%s (signed links under %s/l/, metrics at /metrics)\n", a.httpAddr, a.baseURL)
+	fmt.Fprintf(w, "  email    %s\n", a.mailer)
+	fmt.Fprintf(w, "  rules    %d rules from %v\n", a.Rules().Len(), a.cfg.Rules)
+	fmt.Fprintf(w, "Press Ctrl-C to stop; send SIGHUP to reload the rules.\n")
+}
+
+// Shutdown stops consuming, lets the events under way finish, then closes
+// HTTP, NATS and the embedded server. It returns the error that stopped
+// consuming, if any. Calling it again does nothing.
+func (a *App) Shutdown() error {
+	a.shutdownOnce.Do(a.stop)
+	return a.runErr
+}
+
+func (a *App) stop() {
+	a.mu.Lock()
+	a.closing = true
+	started := a.started
+	a.mu.Unlock()
+	a.cancel()
+	if started {
+		<-a.stopped
+	}
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.http.Shutdown(ctx)
+	}
+	if a.nc != nil {
+		closed := make(chan struct{})
+		a.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if err := a.nc.Drain(); err != nil {
+			a.nc.Close()
+		}
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			a.nc.Close()
+		}
+	}
+	if a.embedded != nil {
+		a.embedded.Shutdown()
+	}
+}
