@@ -54,7 +54,7 @@ fuzz:
 bench:
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./event ./engine | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench BenchmarkServe -benchtime 2000x -count 3 ./cmd/herald | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench BenchmarkServe -benchtime 2000x -count 3 ./app | tee -a $(BENCH_OUT)
 
 clean:
 	rm -rf $(BIN)

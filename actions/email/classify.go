@@ -1,13 +1,10 @@
 package email
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"io"
-	"net"
 	"net/textproto"
 
+	"github.com/herald-events/herald/actions"
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 )
@@ -42,26 +39,10 @@ func retryable(err error) bool {
 		return true
 	}
 
-	var (
-		certErr      *tls.CertificateVerificationError
-		alertErr     tls.AlertError
-		recordErr    tls.RecordHeaderError
-		authorityErr x509.UnknownAuthorityError
-		hostnameErr  x509.HostnameError
-		invalidErr   x509.CertificateInvalidError
-	)
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &alertErr), errors.As(err, &recordErr),
-		errors.As(err, &authorityErr), errors.As(err, &hostnameErr), errors.As(err, &invalidErr):
-		return false
 	case errors.Is(err, smtp.ErrUnencrypted), errors.Is(err, smtp.ErrWrongHostname),
 		errors.Is(err, gomail.ErrNoSupportedAuthDiscovered):
 		return false
 	}
-
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return actions.RetryableTransport(err)
 }

@@ -1,15 +1,13 @@
 package webhook
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"net"
 	"strings"
-	"syscall"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/herald-events/herald/actions"
 )
 
 // Bounds on reading an answer.
@@ -45,25 +43,7 @@ func retryableTransport(err error) bool {
 	if errors.Is(err, ErrRefused) {
 		return false
 	}
-	var (
-		certErr      *tls.CertificateVerificationError
-		alertErr     tls.AlertError
-		recordErr    tls.RecordHeaderError
-		authorityErr x509.UnknownAuthorityError
-		hostnameErr  x509.HostnameError
-		invalidErr   x509.CertificateInvalidError
-	)
-	switch {
-	case errors.As(err, &certErr), errors.As(err, &alertErr), errors.As(err, &recordErr),
-		errors.As(err, &authorityErr), errors.As(err, &hostnameErr), errors.As(err, &invalidErr):
-		return false
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
+	return actions.RetryableTransport(err)
 }
 
 // snippet reads the start of an error answer for the error message: at
