@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/actions/email/smtptest"
+	"github.com/herald-events/herald/app"
+	"github.com/herald-events/herald/app/apptest"
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/links"
 	"github.com/herald-events/herald/natsbus"
@@ -35,7 +36,7 @@ var testSecret = strings.Repeat("k", 32)
 // client, for end-to-end tests.
 type herald struct {
 	t    *testing.T
-	srv  *App
+	srv  *app.App
 	smtp *smtptest.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -53,15 +54,7 @@ func startHerald(t *testing.T, rulesDir string, smtpOpts ...smtptest.Option) *he
 func testConfig(t *testing.T, rulesDir string, smtp *smtptest.Server) *config.Config {
 	t.Helper()
 	t.Setenv(config.EnvLinkKeys, "t1:"+base64.RawURLEncoding.EncodeToString([]byte(testSecret)))
-	cfg, err := config.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	cfg.Rules = []string{rulesDir}
-	cfg.NATS.Listen = "127.0.0.1:-1"
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.HTTP.BaseURL = ""
+	cfg := apptest.Config(t, rulesDir)
 	cfg.Email.From = "Example Shop <news@shop.example>"
 	cfg.Email.SMTP.URL = smtp.URL()
 	return cfg
@@ -69,20 +62,7 @@ func testConfig(t *testing.T, rulesDir string, smtp *smtptest.Server) *config.Co
 
 func startHeraldWith(t *testing.T, cfg *config.Config, smtp *smtptest.Server) *herald {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	s, err := New(context.Background(), cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Run(context.Background()) }()
-	t.Cleanup(func() {
-		if err := s.Shutdown(); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	s := apptest.Start(t, cfg)
 	nc, err := nats.Connect(s.NATSURL())
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +79,6 @@ func startHeraldWith(t *testing.T, cfg *config.Config, smtp *smtptest.Server) *h
 	return &herald{t: t, srv: s, smtp: smtp, nc: nc, js: js, kv: profile.NewKV(kv)}
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// publish sends raw event JSON the way any NATS client would.
 func (h *herald) publish(subject, data string) {
 	h.t.Helper()
 	if err := h.nc.Publish(subject, []byte(data)); err != nil {

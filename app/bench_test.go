@@ -1,13 +1,12 @@
-package app
+package app_test
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/herald-events/herald/app/apptest"
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/nats-io/nats.go"
@@ -38,24 +37,10 @@ func onOff(b bool) string {
 }
 
 func benchServe(b *testing.B, kind string, fsync bool) {
-	cfg, err := config.Load("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.DataDir = b.TempDir()
-	cfg.Rules = []string{"../examples/newsletter-double-opt-in"}
-	cfg.NATS.Listen = "127.0.0.1:-1"
-	cfg.NATS.Fsync = &fsync
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.HTTP.BaseURL = ""
-	cfg.Email.Outbox = b.TempDir()
 	b.Setenv(config.EnvLinkKeys, "b1:"+"YmVuY2htYXJrLWtleS1iZW5jaG1hcmsta2V5LWJlbmNobWFyaw")
-	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = s.Run(context.Background()) }()
-	defer s.Shutdown()
+	cfg := apptest.Config(b, "../examples/newsletter-double-opt-in")
+	cfg.NATS.Fsync = &fsync
+	s := apptest.Start(b, cfg)
 	nc, err := nats.Connect(s.NATSURL())
 	if err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-events/herald/actions/email/smtptest"
 	"github.com/herald-events/herald/actions/webhook"
+	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -260,7 +261,7 @@ func TestServeRefusesWebhooksToHostsNotAllowed(t *testing.T) {
 	}
 	cfg := testConfig(t, dir, smtptest.NewServer(t))
 	cfg.Webhook.AllowHosts = []string{"hooks.example.com"}
-	_, err := LoadRules(cfg)
+	_, err := app.LoadRules(cfg)
 	if err == nil || !strings.Contains(err.Error(), "rules.yaml:5:18") || !strings.Contains(err.Error(), "evil.example") {
 		t.Fatalf("LoadRules = %v, want the position and the host refused", err)
 	}

@@ -13,11 +13,6 @@ import (
 var emitFields = []string{"action", "label", "uuid", "params"}
 
 func (f *fileLoader) emitAction(n *yaml.Node) Action {
-	if n.Kind == yaml.ScalarNode { // emit: newsletter.confirmed
-		n = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{
-			{Kind: yaml.ScalarNode, Value: "action", Line: n.Line, Column: n.Column}, n,
-		}}
-	}
 	fields := f.fields(n, "emit", emitFields)
 	if fields == nil {
 		return nil
@@ -68,7 +63,7 @@ type EmitAction struct {
 // Kind implements Action.
 func (*EmitAction) Kind() string { return "emit" }
 
-func decodeEmit(d *Decoder, n *yaml.Node) Action { return d.f.emitAction(n) }
+func decodeEmit(d *Decoder, n *yaml.Node) Action { return d.f.emitAction(d.Shorthand(n, "action")) }
 
 // Plan implements Action: it plans an *Emit.
 func (a *EmitAction) Plan(s Step) error {

@@ -105,6 +105,18 @@ func (d *Decoder) Duration(n *yaml.Node, field string) (time.Duration, bool) {
 	return t, true
 }
 
+// Shorthand lets an action be written as one scalar standing for the map
+// {key: scalar}, as in `- emit: newsletter.confirmed`. Anything else is
+// returned as it is.
+func (d *Decoder) Shorthand(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.ScalarNode {
+		return n
+	}
+	return &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Value: key, Line: n.Line, Column: n.Column}, n,
+	}}
+}
+
 // Template loads the email template name from templates/ beside the rule
 // file.
 func (d *Decoder) Template(name string) (*Template, error) { return d.f.template(d.f.dir, name) }

@@ -48,11 +48,7 @@ type node struct {
 }
 
 func decode(d *rules.Decoder, n *yaml.Node, policy Policy) rules.Action {
-	if n.Kind == yaml.ScalarNode { // webhook: https://…
-		n = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column, Content: []*yaml.Node{
-			{Kind: yaml.ScalarNode, Value: "url", Line: n.Line, Column: n.Column}, n,
-		}}
-	}
+	n = d.Shorthand(n, "url") // webhook: https://…
 	f := d.Fields(n, "webhook", fields)
 	if f == nil {
 		return nil
