@@ -48,6 +48,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzDecode$$' ./event
 	$(FUZZ) -fuzz '^FuzzParse$$' ./rules
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./links
+	$(FUZZ) -fuzz '^FuzzVerify$$' ./actions/webhook
 
 ## bench: the benchmarks, figures written to $(BENCH_OUT): decoding and
 ## evaluation, then herald serve end to end on the embedded NATS server
