@@ -37,6 +37,9 @@ func LoadRules(cfg *config.Config, paths ...string) (*rules.Set, error) {
 	if len(paths) == 0 {
 		paths = cfg.Rules
 	}
+	if err := webhookPolicy(cfg).Validate(); err != nil {
+		return nil, err
+	}
 	return rules.Loader{Kinds: Kinds(cfg)}.Load(paths...)
 }
 

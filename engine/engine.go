@@ -62,6 +62,7 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 	}
 	plan.Before = p
 	plan.Fired = make([]Fired, 0, len(candidates))
+	plan.Evaluated = make([]string, 0, len(candidates))
 	ev2 := evaluation{plan: plan, ev: ev, now: now, m: e.vms.Get().(*vm.VM), effects: make([]Effect, 0, 2*len(candidates))}
 	defer e.vms.Put(ev2.m)
 	if p == nil {
@@ -82,6 +83,7 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 	ev2.env.Bind()
 	for _, r := range candidates {
 		if r.Matches(ev.Params) {
+			plan.Evaluated = append(plan.Evaluated, r.Name)
 			ev2.rule(r)
 		}
 	}

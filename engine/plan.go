@@ -19,8 +19,11 @@ type Plan struct {
 	// applied. Both are nil when no rule is indexed for the event's action,
 	// since then no profile is needed.
 	Before, After *profile.Profile
-	Fired         []Fired
-	Errors        []*RuleError
+	// Evaluated names the rules whose trigger and match held, in order:
+	// those whose condition was then run.
+	Evaluated []string
+	Fired     []Fired
+	Errors    []*RuleError
 }
 
 // Fired is one rule that fired and what it does.

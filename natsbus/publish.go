@@ -27,7 +27,7 @@ const DepthHeader = "Herald-Depth"
 // under herald.events., the event's id as Nats-Msg-Id (so JetStream
 // stores an event published twice within DuplicateWindow once), and the
 // depth of an emitted event in DepthHeader. Emits, the link pages,
-// `herald publish` and the collector all publish through it.
+// and `herald publish` publish through it.
 type Publisher struct {
 	js      jetstream.JetStream
 	subject string

@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "rule", Name: "evaluations_total",
-			Help: "Rules evaluated against an event (their trigger and match held), by rule.",
+			Help: "Rules evaluated against an event (their trigger and match held, so their condition ran), by rule.",
 		}, []string{"rule"}),
 		fires: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "rule", Name: "fires_total",
@@ -57,12 +57,13 @@ func (m *Metrics) evaluated(p *engine.Plan, d time.Duration) {
 		return
 	}
 	m.evalSeconds.Observe(d.Seconds())
+	for _, r := range p.Evaluated {
+		m.evaluations.WithLabelValues(r).Inc()
+	}
 	for _, f := range p.Fired {
-		m.evaluations.WithLabelValues(f.Rule).Inc()
 		m.fires.WithLabelValues(f.Rule).Inc()
 	}
 	for _, e := range p.Errors {
-		m.evaluations.WithLabelValues(e.Rule).Inc()
 		m.errors.WithLabelValues(e.Rule).Inc()
 	}
 }
