@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,7 +60,12 @@ type Config struct {
 	HTTP    HTTP     `yaml:"http"`
 	Email   Email    `yaml:"email"`
 	Webhook Webhook  `yaml:"webhook"`
-	Workers int      `yaml:"workers"`
+	// Sites are the web sites that send events through the HTTP
+	// collector; events naming a site are held to its lists wherever they
+	// arrive.
+	Sites     []Site    `yaml:"sites"`
+	Collector Collector `yaml:"collector"`
+	Workers   int       `yaml:"workers"`
 	// MaxDeliveries is how often an event whose handling fails for a
 	// reason worth retrying is delivered before it is kept as a dead
 	// letter. Default 100: with retries at most 5 minutes apart, about
@@ -85,6 +91,33 @@ type Webhook struct {
 	Timeout Duration `yaml:"timeout"`
 	// Secret signs every call; it comes from HERALD_WEBHOOK_SECRET.
 	Secret Secret `yaml:"-"`
+}
+
+// Site is one web site sending events.
+type Site struct {
+	// Name is the site's name, stamped on its events as their site.
+	Name string `yaml:"name"`
+	// WriteKey identifies the site to the collector. It is public: it is
+	// written into the site's pages. Required, unique.
+	WriteKey string `yaml:"write_key"`
+	// Origins are the origins (scheme://host[:port]) whose pages may send
+	// events for the site. Empty: requests without an Origin header only
+	// (servers, curl).
+	Origins []string `yaml:"origins"`
+	// Allow lists the actions the site may send, as patterns such as
+	// page.* or product.view; empty allows every action. Deny lists actions
+	// refused even when allowed.
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// Collector limits the HTTP collector.
+type Collector struct {
+	// Rate is how many requests a second one write key, and separately
+	// one client address, may make on average; Burst how many at once.
+	// Defaults 20 and 100.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // Duration is a time.Duration written as in Go ("10s", "1m30s").
@@ -253,6 +286,17 @@ func (c *Config) applyDefaults() {
 	if c.MaxDeliveries == 0 {
 		c.MaxDeliveries = 100
 	}
+	if c.Collector.Rate == 0 {
+		c.Collector.Rate = 20
+	}
+	if c.Collector.Burst == 0 {
+		c.Collector.Burst = 100
+	}
+	for i := range c.Sites {
+		if c.Sites[i].Name == "" {
+			c.Sites[i].Name = c.Sites[i].WriteKey
+		}
+	}
 	if c.Webhook.Timeout == 0 {
 		c.Webhook.Timeout = Duration(10 * time.Second)
 	}
@@ -331,6 +375,41 @@ func (c *Config) validate() error {
 	if c.MaxDeliveries < 1 {
 		bad("max_deliveries", "%d: use 1 or more", c.MaxDeliveries)
 	}
+	if c.Collector.Rate < 0 || c.Collector.Burst < 1 {
+		bad("collector", "rate %v, burst %d: use a positive rate and a burst of 1 or more", c.Collector.Rate, c.Collector.Burst)
+	}
+	keys, names := map[string]bool{}, map[string]bool{}
+	for i, s := range c.Sites {
+		field := fmt.Sprintf("sites[%d]", i)
+		switch {
+		case s.WriteKey == "":
+			bad(field+".write_key", "required: the key the site's pages send")
+		case !validKey(s.WriteKey):
+			bad(field+".write_key", "%q: use 8 to 128 letters, digits, - and _", s.WriteKey)
+		case keys[s.WriteKey]:
+			bad(field+".write_key", "%q is used by another site", s.WriteKey)
+		}
+		keys[s.WriteKey] = true
+		if names[s.Name] {
+			bad(field+".name", "%q is used by another site", s.Name)
+		}
+		names[s.Name] = true
+		for j, o := range s.Origins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				bad(fmt.Sprintf("%s.origins[%d]", field, j), "%q is not an origin such as https://shop.example.com", o)
+			}
+		}
+		for _, list := range []struct {
+			name     string
+			patterns []string
+		}{{"allow", s.Allow}, {"deny", s.Deny}} {
+			for j, p := range list.patterns {
+				if _, err := path.Match(p, ""); err != nil || p == "" || strings.ContainsAny(p, "/ ") {
+					bad(fmt.Sprintf("%s.%s[%d]", field, list.name, j), "%q is not an action pattern such as page.* or product.view", p)
+				}
+			}
+		}
+	}
 	for i, h := range c.Webhook.AllowHosts {
 		if h == "" || strings.ContainsAny(h, "/ @") {
 			bad(fmt.Sprintf("webhook.allow_hosts[%d]", i), "%q is not a host name such as hooks.example.com or *.example.com", h)
@@ -345,6 +424,18 @@ func (c *Config) validate() error {
 		bad("log.format", "%q: use text or json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+func validKey(s string) bool {
+	if len(s) < 8 || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // SMTPURL returns the SMTP URL with the password from the environment
