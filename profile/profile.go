@@ -12,17 +12,31 @@ import (
 
 // Standard field names. Every other name set by a rule is a custom attribute.
 const (
-	FieldEmail     = "email"
-	FieldFirstname = "firstname"
-	FieldLastname  = "lastname"
-	FieldPhone     = "phone"
+	FieldEmail       = "email"
+	FieldFirstname   = "firstname"
+	FieldLastname    = "lastname"
+	FieldPhone       = "phone"
+	FieldCity        = "city"
+	FieldCompany     = "company"
+	FieldAddress     = "address"
+	FieldZipCode     = "zipCode"
+	FieldCountryCode = "countryCode"
+	FieldBirthDate   = "birthDate"
 )
+
+// StandardFields lists the standard fields in the order documents show
+// them.
+var StandardFields = []string{
+	FieldEmail, FieldFirstname, FieldLastname, FieldPhone, FieldCity,
+	FieldCompany, FieldAddress, FieldZipCode, FieldCountryCode, FieldBirthDate,
+}
 
 // IsStandardField reports whether name is one of the profile's standard
 // fields rather than a custom attribute.
 func IsStandardField(name string) bool {
 	switch name {
-	case FieldEmail, FieldFirstname, FieldLastname, FieldPhone:
+	case FieldEmail, FieldFirstname, FieldLastname, FieldPhone, FieldCity,
+		FieldCompany, FieldAddress, FieldZipCode, FieldCountryCode, FieldBirthDate:
 		return true
 	}
 	return false
@@ -31,15 +45,23 @@ func IsStandardField(name string) bool {
 // Profile is what Herald knows about one customer. A customer is anonymous
 // until an email address makes them known.
 type Profile struct {
-	UUID       string         `json:"uuid"`
-	Email      string         `json:"email,omitempty"`
-	Firstname  string         `json:"firstname,omitempty"`
-	Lastname   string         `json:"lastname,omitempty"`
-	Phone      string         `json:"phone,omitempty"`
-	Attributes map[string]any `json:"attributes,omitempty"`
-	Tags       []string       `json:"tags,omitempty"` // sorted, each once
-	Created    time.Time      `json:"created"`
-	Updated    time.Time      `json:"updated"`
+	UUID      string `json:"uuid"`
+	Email     string `json:"email,omitempty"`
+	Firstname string `json:"firstname,omitempty"`
+	Lastname  string `json:"lastname,omitempty"`
+	Phone     string `json:"phone,omitempty"`
+	City      string `json:"city,omitempty"`
+	Company   string `json:"company,omitempty"`
+	Address   string `json:"address,omitempty"`
+	ZipCode   string `json:"zipCode,omitempty"`
+	// CountryCode is an ISO 3166-1 alpha-2 code such as PL, as the form
+	// gave it; BirthDate a date such as 1990-04-21.
+	CountryCode string         `json:"countryCode,omitempty"`
+	BirthDate   string         `json:"birthDate,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+	Tags        []string       `json:"tags,omitempty"` // sorted, each once
+	Created     time.Time      `json:"created"`
+	Updated     time.Time      `json:"updated"`
 }
 
 // New returns an empty, anonymous profile for the customer uuid created at t.
@@ -100,8 +122,29 @@ func (p *Profile) standard(name string) (*string, bool) {
 		return &p.Lastname, true
 	case FieldPhone:
 		return &p.Phone, true
+	case FieldCity:
+		return &p.City, true
+	case FieldCompany:
+		return &p.Company, true
+	case FieldAddress:
+		return &p.Address, true
+	case FieldZipCode:
+		return &p.ZipCode, true
+	case FieldCountryCode:
+		return &p.CountryCode, true
+	case FieldBirthDate:
+		return &p.BirthDate, true
 	}
 	return nil, false
+}
+
+// Field returns the standard field name, "" when it is not set or not a
+// standard field.
+func (p *Profile) Field(name string) string {
+	if s, ok := p.standard(name); ok {
+		return *s
+	}
+	return ""
 }
 
 // Op is the kind of a profile change.

@@ -128,32 +128,44 @@ type EventEnv struct {
 
 // ProfileEnv is the customer's profile as rules see it.
 type ProfileEnv struct {
-	UUID       string         `expr:"uuid"`
-	Email      string         `expr:"email"`
-	Firstname  string         `expr:"firstname"`
-	Lastname   string         `expr:"lastname"`
-	Phone      string         `expr:"phone"`
-	Known      bool           `expr:"known"`
-	Attributes map[string]any `expr:"attributes"`
-	Tags       []string       `expr:"tags"`
-	Created    time.Time      `expr:"created"`
-	Updated    time.Time      `expr:"updated"`
+	UUID        string         `expr:"uuid"`
+	Email       string         `expr:"email"`
+	Firstname   string         `expr:"firstname"`
+	Lastname    string         `expr:"lastname"`
+	Phone       string         `expr:"phone"`
+	City        string         `expr:"city"`
+	Company     string         `expr:"company"`
+	Address     string         `expr:"address"`
+	ZipCode     string         `expr:"zipCode"`
+	CountryCode string         `expr:"countryCode"`
+	BirthDate   string         `expr:"birthDate"`
+	Known       bool           `expr:"known"`
+	Attributes  map[string]any `expr:"attributes"`
+	Tags        []string       `expr:"tags"`
+	Created     time.Time      `expr:"created"`
+	Updated     time.Time      `expr:"updated"`
 }
 
 // ProfileEnvOf returns the view of p that expressions see. It shares p's
 // attribute map and tag slice, so it is valid until p next changes.
 func ProfileEnvOf(p *profile.Profile) ProfileEnv {
 	return ProfileEnv{
-		UUID:       p.UUID,
-		Email:      p.Email,
-		Firstname:  p.Firstname,
-		Lastname:   p.Lastname,
-		Phone:      p.Phone,
-		Known:      p.Known(),
-		Attributes: p.Attributes,
-		Tags:       p.Tags,
-		Created:    p.Created,
-		Updated:    p.Updated,
+		UUID:        p.UUID,
+		Email:       p.Email,
+		Firstname:   p.Firstname,
+		Lastname:    p.Lastname,
+		Phone:       p.Phone,
+		City:        p.City,
+		Company:     p.Company,
+		Address:     p.Address,
+		ZipCode:     p.ZipCode,
+		CountryCode: p.CountryCode,
+		BirthDate:   p.BirthDate,
+		Known:       p.Known(),
+		Attributes:  p.Attributes,
+		Tags:        p.Tags,
+		Created:     p.Created,
+		Updated:     p.Updated,
 	}
 }
 

@@ -96,9 +96,9 @@ func printProfile(w io.Writer, p *profile.Profile) {
 		known = "yes"
 	}
 	fmt.Fprintf(w, "Profile %s\n", p.UUID)
-	for _, f := range [][2]string{{"email", p.Email}, {"firstname", p.Firstname}, {"lastname", p.Lastname}, {"phone", p.Phone}} {
-		if f[1] != "" {
-			fmt.Fprintf(w, "  %-10s %s\n", f[0], f[1])
+	for _, name := range profile.StandardFields {
+		if v := p.Field(name); v != "" {
+			fmt.Fprintf(w, "  %-10s %s\n", name, v)
 		}
 	}
 	fmt.Fprintf(w, "  %-10s %s\n", "known", known)
