@@ -248,7 +248,7 @@ func TestServeDoubleOptIn(t *testing.T) {
 	eventually(t, "the agreement", func() bool { return h.attribute("anna-7f3c", "newsletterAgreement") == "enabled" })
 	p := h.profile("anna-7f3c")
 	if p.Attributes["newsletterConfirmedIp"] != "127.0.0.1" || p.Attributes["newsletterConfirmedUserAgent"] != "HeraldTest/1.0" ||
-		p.Attributes["newsletterConfirmedAt"] == nil || !p.HasTag("newsletter") {
+		p.Attributes["newsletterConfirmedAt"] == nil || !p.HasTag("subscriber") {
 		t.Fatalf("profile after confirming: %+v", p)
 	}
 	// Pressing the button twice confirms once: the event id is the token's.

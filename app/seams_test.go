@@ -73,7 +73,7 @@ func TestServeMetricsAfterDoubleOptIn(t *testing.T) {
 	if v := metric(t, page, "herald_events_received_total"); v < 3 {
 		t.Errorf("herald_events_received_total = %v, want at least 3", v)
 	}
-	for _, rule := range []string{"doi-request", "doi-confirmed", "newsletter-form"} {
+	for _, rule := range []string{"doi-request", "doi-confirmed", "@form"} {
 		if v := metric(t, page, "herald_rule_fires_total", `rule="`+rule+`"`); v != 1 {
 			t.Errorf("herald_rule_fires_total{rule=%q} = %v, want 1", rule, v)
 		}

@@ -45,9 +45,12 @@ func (e *Engine) Rules() *rules.Set { return e.rules.Load() }
 // one.
 func (e *Engine) SetRules(s *rules.Set) { e.rules.Store(s) }
 
-// Wants reports whether any rule triggers on action, that is whether an
-// event with that action needs the customer's profile at all.
-func (e *Engine) Wants(action string) bool { return len(e.rules.Load().For(action)) > 0 }
+// Wants reports whether an event with action needs the customer's profile
+// at all: a rule triggers on it, or it is a form submission, whose fields
+// the built-in form step applies.
+func (e *Engine) Wants(action string) bool {
+	return action == FormAction || len(e.rules.Load().For(action)) > 0
+}
 
 // Evaluate runs every rule for the event's action, in order, against the
 // customer's profile p (nil for a customer without one) at time now. Each
@@ -57,7 +60,8 @@ func (e *Engine) Wants(action string) bool { return len(e.rules.Load().For(actio
 func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *Plan {
 	plan := &Plan{Event: ev}
 	candidates := e.rules.Load().For(ev.Action)
-	if len(candidates) == 0 {
+	isForm := ev.Action == FormAction
+	if len(candidates) == 0 && !isForm {
 		return plan
 	}
 	plan.Before = p
@@ -81,6 +85,9 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 		Profile: rules.ProfileEnvOf(ev2.work),
 	}
 	ev2.env.Bind()
+	if isForm {
+		ev2.form()
+	}
 	for _, r := range candidates {
 		if r.Matches(ev.Params) {
 			plan.Evaluated = append(plan.Evaluated, r.Name)

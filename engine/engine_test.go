@@ -50,23 +50,23 @@ func firedNames(p *Plan) string {
 func TestEvaluateOrderAndVisibility(t *testing.T) {
 	e := New(mustRules(t, `
   - name: first
-    on: form.submit
+    on: signup.done
     do:
       - set: {email: "${ params.email }"}
       - set: {greeting: "hello ${ profile.email }"}   # sees the set above
   - name: second
-    on: form.submit
+    on: signup.done
     if: profile.known && profile.attributes.greeting != nil  # sees the rule above
     do:
       - tag: known
   - name: third
-    on: form.submit
+    on: signup.done
     if: hasTag("known")
     do:
       - set: {tagged: true}
 `))
 	before := profile.New("c-1", t0.Add(-time.Hour))
-	plan := e.Evaluate(newEvent("form.submit", map[string]any{"email": "ann@example.com"}), before, t0)
+	plan := e.Evaluate(newEvent("signup.done", map[string]any{"email": "ann@example.com"}), before, t0)
 	if len(plan.Errors) > 0 {
 		t.Fatal(plan.Errors)
 	}
@@ -334,7 +334,7 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("two evaluations of the same input differ")
 	}
-	if firedNames(a) != "newsletter-form,doi-request" {
+	if firedNames(a) != "@form,doi-request" {
 		t.Fatalf("fired %s", firedNames(a))
 	}
 }

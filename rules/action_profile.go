@@ -25,6 +25,10 @@ func (f *fileLoader) attributeName(k *yaml.Node, action string) bool {
 	return false
 }
 
+// ValidAttribute reports whether s can name a custom attribute: letters,
+// digits and _, starting with a letter, at most 64 characters.
+func ValidAttribute(s string) bool { return validAttribute(s) }
+
 func validAttribute(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

@@ -156,7 +156,7 @@ func TestHandleMarketingEmailHasOneClickUnsubscribe(t *testing.T) {
 		t.Errorf("List-Unsubscribe-Post %q", got)
 	}
 	p := f.record(t).Profile
-	if p.Attributes["newsletterAgreement"] != "enabled" || p.Attributes["newsletterConfirmedIp"] != "203.0.113.7" || !p.HasTag("newsletter") {
+	if p.Attributes["newsletterAgreement"] != "enabled" || p.Attributes["newsletterConfirmedIp"] != "203.0.113.7" || !p.HasTag("subscriber") {
 		t.Errorf("profile after confirmation = %+v", p)
 	}
 	if len(f.emitter.events) != 1 || f.emitter.events[0].Action != "newsletter.subscribed" || f.emitter.events[0].Depth != 1 {

@@ -39,7 +39,11 @@ func (t *textReport) plan(line int, r *replay.Result) {
 		fmt.Fprintln(t.w, "  no rule fired")
 	}
 	for _, f := range p.Fired {
-		fmt.Fprintf(t.w, "  rule %s\n", f.Rule)
+		if f.Rule == engine.FormRule {
+			fmt.Fprintln(t.w, "  form (built in)")
+		} else {
+			fmt.Fprintf(t.w, "  rule %s\n", f.Rule)
+		}
 		if len(f.Effects) == 0 {
 			fmt.Fprintln(t.w, "    (no changes)")
 		}
