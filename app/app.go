@@ -124,12 +124,17 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, err
 	}
+	sites, err := Sites(cfg)
+	if err != nil {
+		return nil, err
+	}
 	metrics := ingest.NewMetrics(a.registry)
 	a.consumer = &ingest.Consumer{
 		Consumer: res.Consumer,
 		// Recover is innermost, so logging and metrics see a panic as the
 		// permanent error it becomes.
-		Handle: ingest.Chain(apply.Handle, ingest.Log(logger), ingest.Instrument(metrics), ingest.Recover(logger)),
+		Handle: ingest.Chain(apply.Handle, ingest.Log(logger), ingest.Instrument(metrics), ingest.Recover(logger),
+			ingest.SiteLists(sites, a.registry, logger)),
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason error) error {
 			return natsbus.DeadLetter(ctx, a.js, msg, reason, time.Now())
 		},

@@ -19,6 +19,7 @@ import (
 	"github.com/herald-events/herald/links"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/rules"
+	"github.com/herald-events/herald/site"
 )
 
 // This file is the one wiring place of action kinds and effectors: adding
@@ -68,6 +69,15 @@ func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher) (act
 		"emit":    &emit.Effector{Publisher: pub},
 		"webhook": hook,
 	}, nil
+}
+
+// Sites returns the web sites cfg configures.
+func Sites(cfg *config.Config) (*site.Set, error) {
+	list := make([]site.Site, len(cfg.Sites))
+	for i, s := range cfg.Sites {
+		list[i] = site.Site{Name: s.Name, WriteKey: s.WriteKey, Origins: s.Origins, Allow: s.Allow, Deny: s.Deny}
+	}
+	return site.NewSet(list...)
 }
 
 // Mailer returns the email sender cfg names: SMTP when a URL is set, the
