@@ -17,7 +17,7 @@ build:
 
 ## run: start Herald on its embedded defaults with the example automations
 run: build
-	$(BIN)/herald serve
+	$(BIN)/herald serve --config herald.yaml
 
 ## test: formatting, vet, staticcheck, the race-enabled tests, a short fuzz run
 test: check unit fuzz

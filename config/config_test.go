@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -134,5 +135,27 @@ func TestSMTPPasswordNeedsAUser(t *testing.T) {
 	_, err := Load(write(t, "email:\n  smtp:\n    url: smtp://mail.shop.example:587\n"))
 	if err == nil || !strings.Contains(err.Error(), "has no user name") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// The repository's herald.yaml, which make run uses, loads, and says
+// what the defaults are: loading it gives what no file gives, but for
+// its site and collector limits.
+func TestRepositoryConfig(t *testing.T) {
+	got, err := Load("../herald.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Sites) != 1 || got.Sites[0].WriteKey != "demo-write-key" {
+		t.Fatalf("sites %+v", got.Sites)
+	}
+	// Written out empty, lists and maps decode empty rather than nil.
+	got.Sites, got.Webhook.AllowHosts, got.Webhook.Headers = nil, nil, nil
+	if !reflect.DeepEqual(got, def) {
+		t.Fatalf("herald.yaml differs from the defaults:\n%+v\n%+v", got, def)
 	}
 }
