@@ -23,11 +23,33 @@ type Set struct {
 
 	cache  sync.Map // action -> []*Rule, when there are globs
 	cached atomic.Int64
+
+	linkActions map[string]bool
+}
+
+// LinkOnlyActions are the actions of the standard link pages: a customer
+// confirming or withdrawing with a signed link. Like every action a rule's
+// links emit, they may only be published with proof from a valid link.
+var LinkOnlyActions = []string{"newsletter.confirm", "newsletter.unsubscribe"}
+
+// IsLinkAction reports whether action is one only signed links may
+// publish: one of LinkOnlyActions, or one that a link of any rule in the
+// set emits (disabled rules included: their links may still be out in
+// emails).
+func (s *Set) IsLinkAction(action string) bool {
+	return slices.Contains(LinkOnlyActions, action) || s.linkActions[action]
 }
 
 func newSet(rules []*Rule) *Set {
-	s := &Set{rules: rules, exact: make(map[string][]*Rule)}
+	s := &Set{rules: rules, exact: make(map[string][]*Rule), linkActions: make(map[string]bool)}
 	for _, r := range rules {
+		for _, a := range r.Do {
+			if m, ok := a.(*EmailAction); ok {
+				for _, l := range m.Links {
+					s.linkActions[l.Emit] = true
+				}
+			}
+		}
 		if !r.Enabled {
 			continue
 		}

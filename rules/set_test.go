@@ -2,6 +2,8 @@ package rules
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,4 +92,41 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIsLinkAction(t *testing.T) {
+	set, err := Load("../examples/newsletter-double-opt-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, want := range map[string]bool{
+		"newsletter.confirm":     true,
+		"newsletter.unsubscribe": true,
+		"form.submit":            false,
+		"page.visit":             false,
+	} {
+		if got := set.IsLinkAction(action); got != want {
+			t.Errorf("IsLinkAction(%q) = %v, want %v", action, got, want)
+		}
+	}
+	// An action a link of a disabled rule emits is still link-only: the
+	// emails it sent may still be opened.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "templates", "t.txt"), []byte("{{.Links.go}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rulesFile := "rules:\n  - name: r\n    on: a.b\n    enabled: false\n    do:\n      - email: {template: t, subject: s, to: a@b.cc, links: {go: {emit: survey.answer}}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rulesFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	custom, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !custom.IsLinkAction("survey.answer") || custom.IsLinkAction("a.b") {
+		t.Error("the action a link emits is not link-only")
+	}
 }
