@@ -16,6 +16,8 @@ const (
 	EmitSubject = "herald.events.emitted"
 	// LinkSubject carries events of confirmed signed links.
 	LinkSubject = "herald.events.link"
+	// HTTPSubject carries events the HTTP collector accepted.
+	HTTPSubject = "herald.events.http"
 )
 
 // DepthHeader carries an emitted event's depth (event.Event.Depth): how
@@ -26,8 +28,8 @@ const DepthHeader = "Herald-Depth"
 // the wire contract of an event on NATS: the JSON envelope on a subject
 // under herald.events., the event's id as Nats-Msg-Id (so JetStream
 // stores an event published twice within DuplicateWindow once), and the
-// depth of an emitted event in DepthHeader. Emits, the link pages,
-// and `herald publish` publish through it.
+// depth of an emitted event in DepthHeader. Emits, the link pages, the
+// HTTP collector and `herald publish` publish through it.
 type Publisher struct {
 	js      jetstream.JetStream
 	subject string
