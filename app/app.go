@@ -22,6 +22,8 @@ import (
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/ingest"
+	"github.com/herald-events/herald/ingest/collector"
+	"github.com/herald-events/herald/ingest/collector/web"
 	"github.com/herald-events/herald/links"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
@@ -145,12 +147,32 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		Logger:        logger,
 	}
 
+	collect, err := collector.New(collector.Config{
+		Sites:      sites,
+		Publisher:  natsbus.NewPublisher(a.js, natsbus.HTTPSubject),
+		Reserved:   func(action string) bool { return a.engine.Rules().IsLinkAction(action) },
+		Rate:       cfg.Collector.Rate,
+		Burst:      cfg.Collector.Burst,
+		TrustProxy: cfg.HTTP.TrustProxy,
+		Logger:     logger,
+		Metrics:    a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", collect)
+	mux.Handle("GET /herald.js", web.Handler())
+	if len(cfg.Sites) > 0 {
+		// The demo shop sends its events as the first site.
+		mux.Handle("GET /demo", web.Demo(cfg.Sites[0].WriteKey))
+	}
 	mux.Handle("/l/", &links.Handler{Signer: signer, Publisher: natsbus.NewPublisher(a.js, natsbus.LinkSubject), Logger: logger, SiteName: cfg.HTTP.SiteName, TrustProxy: cfg.HTTP.TrustProxy})
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server stopped", "err", err)
@@ -286,6 +308,9 @@ func (a *App) Banner(w io.Writer) {
 	fmt.Fprintf(w, "  NATS     %s\n", nats)
 	fmt.Fprintf(w, "  events   publish JSON events to herald.events.> (nats pub herald.events.web '{...}', or herald publish FILE.jsonl)\n")
 	fmt.Fprintf(w, "  HTTP     http://%s (signed links under %s/l/, metrics at /metrics)\n", a.httpAddr, a.baseURL)
+	if n := len(a.cfg.Sites); n > 0 {
+		fmt.Fprintf(w, "  web      %d site(s): herald.js at http://%s/herald.js, collector at /v1/events and /v1/forms, demo shop at http://%s/demo\n", n, a.httpAddr, a.httpAddr)
+	}
 	fmt.Fprintf(w, "  email    %s\n", a.mailer)
 	fmt.Fprintf(w, "  rules    %d rules from %v\n", a.Rules().Len(), a.cfg.Rules)
 	fmt.Fprintf(w, "Press Ctrl-C to stop; send SIGHUP to reload the rules.\n")
