@@ -44,7 +44,10 @@ type Resources struct {
 //     explicit acks, AckWait, unlimited deliveries without a backoff
 //     schedule (an event is never dropped; retries are delayed with
 //     NakWithDelay), MaxAckPending;
-//   - the key-value bucket ProfileBucket: history 1, file storage.
+//   - the key-value bucket ProfileBucket: history 1, file storage. It
+//     holds the customers' records (merged customers' tombstones among
+//     them) and the email index, under keys of its own (see package
+//     profile: KeyOf and EmailKeyPrefix).
 //
 // Setup is idempotent and safe to run from several engines at once. On
 // existing resources it changes only what Herald depends on: the subjects,

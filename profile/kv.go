@@ -14,7 +14,8 @@ import (
 
 // KV is a Store on a JetStream key-value bucket (HERALD_PROFILES in
 // serve). Each customer is one key, see KeyOf; its value is the JSON of
-// the Record. Revisions are the bucket's, so Put is a compare-and-set
+// the Record. The email index shares the bucket under its own keys, see
+// EmailKeyPrefix. Revisions are the bucket's, so Put is a compare-and-set
 // enforced by the server and safe across engines. It is safe for
 // concurrent use.
 //
@@ -71,7 +72,7 @@ func (s *KV) Put(ctx context.Context, uuid string, r *Record, rev uint64) (uint6
 	var next uint64
 	if rev == 0 {
 		next, err = s.kv.Create(ctx, key, data)
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
 			return 0, ErrConflict
 		}
 	} else {

@@ -19,8 +19,8 @@ import (
 	"github.com/herald-events/herald/profile"
 )
 
-// Run tests the Store contract on stores newStore makes; each subtest
-// gets a new, empty store. Records are compared with reflect.DeepEqual, so
+// Run tests the Store contract, email index and aliases included, on
+// stores newStore makes; each subtest gets a new, empty store. Records are compared with reflect.DeepEqual, so
 // a store must return exactly what was put, in the normal form Herald
 // keeps: attribute numbers as float64, tags sorted, times in UTC.
 func Run(t *testing.T, newStore func(t *testing.T) profile.Store) {
@@ -38,6 +38,17 @@ func Run(t *testing.T, newStore func(t *testing.T) profile.Store) {
 		{"ReturnsCopies", testReturnsCopies},
 		{"ConcurrentReadModifyWrite", testConcurrentReadModifyWrite},
 		{"OddUUIDs", testOddUUIDs},
+		{"MergeRecordsRoundTrip", testMergeRecordsRoundTrip},
+		{"Resolve", testResolve},
+		{"ResolveLoops", testResolveLoops},
+		{"OwnerMissing", testOwnerMissing},
+		{"ClaimEmail", testClaimEmail},
+		{"ClaimNormalizes", testClaimNormalizes},
+		{"ReleaseEmail", testReleaseEmail},
+		{"EmptyEmail", testEmptyEmail},
+		{"IndexIsNotRecords", testIndexIsNotRecords},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"ConcurrentClaimRelease", testConcurrentClaimRelease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
