@@ -433,7 +433,7 @@ func TestServeReloadKeepsWorkingRulesWhenAFileBreaks(t *testing.T) {
 	if h.srv.Rules().Len() != 1 {
 		t.Fatalf("after a good reload: %d rules", h.srv.Rules().Len())
 	}
-	h.publish("herald.events.web", strings.ReplaceAll(annaForm, "anna-7f3c", "carl-1"))
+	h.publish("herald.events.web", strings.NewReplacer("anna-7f3c", "carl-1", "anna@", "carl@").Replace(annaForm))
 	eventually(t, "the new rule", func() bool { p := h.profile("carl-1"); return p != nil && p.HasTag("reloaded") })
 }
 

@@ -16,6 +16,8 @@ type Metrics struct {
 	evalSeconds prometheus.Histogram
 	effects     *prometheus.CounterVec
 	perform     *prometheus.HistogramVec
+	merges      prometheus.Counter
+	taken       prometheus.Counter
 }
 
 // NewMetrics registers the applier's metrics with reg.
@@ -48,7 +50,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-4, 3, 12),
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform)
+	m.merges = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "profile", Name: "merges_total",
+		Help: "Anonymous customers merged into the known customer owning the email they gave.",
+	})
+	m.taken = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "profile", Name: "email_taken_total",
+		Help: "Known customers given an email another known customer owns (not merged).",
+	})
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken)
 	return m
 }
 
@@ -84,4 +94,16 @@ func (m *Metrics) performed(kind, outcome string, d time.Duration) {
 	}
 	m.effect(kind, outcome)
 	m.perform.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+func (m *Metrics) merged() {
+	if m != nil {
+		m.merges.Inc()
+	}
+}
+
+func (m *Metrics) emailTaken() {
+	if m != nil {
+		m.taken.Inc()
+	}
 }

@@ -5,6 +5,11 @@
 // changes happen exactly once; effects at least once, each with a stable
 // idempotency key. The applier knows no concrete action: serve, replay and
 // rule tests run it with different stores and effectors.
+//
+// The applier also makes anonymous customers known: it follows the aliases
+// merged customers leave, keeps the email index in step with the profiles,
+// and merges an anonymous customer into the known one who owns the address
+// they give (see merge.go).
 package runner
 
 import (
@@ -36,7 +41,8 @@ type DeadLetterFunc func(ctx context.Context, key string, effect []byte, reason 
 // Config holds what the applier needs.
 type Config struct {
 	Engine *engine.Engine
-	Store  profile.Store
+	// Store keeps the customers' records and the email index.
+	Store profile.Store
 	// Effectors perform rendered effects by kind.
 	Effectors actions.Registry
 	Linker    Linker
@@ -118,43 +124,107 @@ const maxConflicts = 16
 // done, a *RetryError when it should be redelivered later, a
 // *PermanentError when redelivering cannot help, or another error when the
 // store failed.
+//
+// The customer is the event's uuid with aliases followed: the events of an
+// anonymous customer merged into a known one apply to the known customer's
+// record. Rules then see the known customer's uuid as the event's uuid,
+// and the effects (emitted events, links) are made for it; the event's id,
+// and so every idempotency key, stays the one sent. Handle merges
+// anonymous customers into known ones and keeps the email index in step;
+// see merge.go.
 func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
-	if !r.cfg.Engine.Wants(ev.Action) {
+	identifies := identifyingEmail(ev)
+	if !r.cfg.Engine.Wants(ev.Action) && identifies == "" {
 		return nil // no rule: no profile read, nothing to do
 	}
+	var claims []claimed
 	for range maxConflicts {
-		rec, rev, err := r.cfg.Store.Get(ctx, ev.UUID)
-		switch {
-		case errors.Is(err, profile.ErrNotFound):
-			rec, rev = &profile.Record{}, 0
-		case err != nil:
-			return fmt.Errorf("load profile %s: %w", ev.UUID, err)
+		cur, err := r.load(ctx, ev.UUID)
+		if err != nil {
+			return err
 		}
+		uuid, rec, rev := cur.UUID, cur.Record, cur.Rev
 		if rec.HasApplied(ev.ID) {
-			return r.perform(ctx, ev.UUID, rec, rev)
+			r.releaseClaims(ctx, claims, uuid, rec.Profile)
+			return r.perform(ctx, uuid, rec, rev)
+		}
+		if identifies != "" && anonymous(rec.Profile) {
+			owner, err := r.owner(ctx, identifies)
+			if err != nil {
+				return err
+			}
+			if owner != "" && owner != uuid {
+				if err := r.merge(ctx, uuid, rec, rev, owner, ev.ID); err != nil && !errors.Is(err, profile.ErrConflict) {
+					return err
+				}
+				continue // the customer resolves to the owner now
+			}
+		}
+		if !r.cfg.Engine.Wants(ev.Action) {
+			r.releaseClaims(ctx, claims, uuid, rec.Profile)
+			return nil
+		}
+		target := ev
+		if uuid != ev.UUID {
+			resolved := *ev
+			resolved.UUID = uuid
+			target = &resolved
 		}
 		now := r.cfg.Now()
 		start := time.Now()
-		plan := r.cfg.Engine.Evaluate(ev, rec.Profile, now)
+		plan := r.cfg.Engine.Evaluate(target, rec.Profile, now)
 		r.cfg.Metrics.evaluated(plan, time.Since(start))
 		for _, e := range plan.Errors {
 			r.cfg.Logger.Warn("rule failed", "rule", e.Rule, "event", e.EventID, "err", e.Err)
+		}
+		changes := plan.Changes()
+		before := emailOf(rec.Profile)
+		if after := emailOf(plan.After); len(changes) > 0 && !profile.SameEmail(before, after) && claimable(after) {
+			owner, err := r.claim(ctx, after, uuid)
+			if err != nil {
+				return err
+			}
+			switch {
+			case owner == uuid:
+				claims = append(claims, claimed{email: after, uuid: uuid})
+			case anonymous(rec.Profile):
+				// Made known by this event with an address another
+				// customer owns (they won a race to claim it): merge into
+				// them and evaluate there.
+				if err := r.merge(ctx, uuid, rec, rev, owner, ev.ID); err != nil && !errors.Is(err, profile.ErrConflict) {
+					return err
+				}
+				continue
+			default:
+				r.cfg.Metrics.emailTaken()
+				r.cfg.Logger.Warn("email belongs to another customer; two known customers are not merged",
+					"uuid", uuid, "owner", owner, "event", ev.ID)
+			}
 		}
 		entries, applied, err := r.render(ctx, plan, now)
 		if err != nil {
 			return err
 		}
-		changes := plan.Changes()
 		if len(changes) == 0 && len(entries) == 0 {
+			r.releaseClaims(ctx, claims, uuid, rec.Profile)
 			r.observe(applied)
 			return nil // nothing fired that leaves a trace
 		}
 		if len(changes) > 0 {
 			rec.Profile = plan.After
 		} else if rec.Profile == nil {
-			rec.Profile = profile.New(ev.UUID, now)
+			rec.Profile = profile.New(uuid, now)
 		}
 		rec.MarkApplied(ev.ID)
+		if claimable(before) && !profile.SameEmail(before, rec.Profile.Email) {
+			// The old address is released once the new one is stored, as
+			// an entry of the outbox: at least once, crash or not.
+			e, err := releaseEntry(target, uuid, before)
+			if err != nil {
+				return err
+			}
+			entries = append([]*actions.Effect{e}, entries...)
+		}
 		for _, e := range entries {
 			raw, err := json.Marshal(e)
 			if err != nil {
@@ -162,16 +232,21 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			}
 			rec.Outbox = append(rec.Outbox, raw)
 		}
-		rev, err = r.cfg.Store.Put(ctx, ev.UUID, rec, rev)
+		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
 		if errors.Is(err, profile.ErrConflict) {
 			continue // someone else wrote the profile: evaluate again
 		} else if err != nil {
-			return storeError(fmt.Errorf("store profile %s: %w", ev.UUID, err))
+			err = storeError(fmt.Errorf("store profile %s: %w", uuid, err))
+			if perm := (*PermanentError)(nil); errors.As(err, &perm) {
+				r.releaseClaims(ctx, claims, "", nil)
+			}
+			return err
 		}
-		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", ev.UUID,
+		r.releaseClaims(ctx, claims, uuid, rec.Profile)
+		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", uuid,
 			"rules", len(plan.Fired), "changes", len(changes), "effects", len(entries))
 		r.observe(applied)
-		return r.perform(ctx, ev.UUID, rec, rev)
+		return r.perform(ctx, uuid, rec, rev)
 	}
 	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", ev.UUID, maxConflicts)}
 }
@@ -270,12 +345,16 @@ func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, 
 		}
 		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
 		if errors.Is(err, profile.ErrConflict) {
-			// Someone else wrote the record meanwhile: read it again. The
-			// effect just performed may still be listed and be performed
-			// twice, which its idempotency key absorbs.
-			if rec, rev, err = r.cfg.Store.Get(ctx, uuid); err != nil {
-				return fmt.Errorf("load profile %s: %w", uuid, err)
+			// Someone else wrote the record meanwhile: read it again,
+			// following the customer if they were merged into another
+			// (whose record took the outbox in). The effect just performed
+			// may still be listed and be performed twice, which its
+			// idempotency key absorbs.
+			cur, err := r.load(ctx, uuid)
+			if err != nil {
+				return err
 			}
+			uuid, rec, rev = cur.UUID, cur.Record, cur.Rev
 		} else if err != nil {
 			return storeError(fmt.Errorf("store profile %s: %w", uuid, err))
 		}
@@ -300,6 +379,9 @@ func (r *Runner) do(ctx context.Context, e *actions.Effect) (retry bool, err err
 		}
 		r.cfg.Metrics.performed(e.Kind, outcome, time.Since(start))
 	}()
+	if e.Kind == releaseKind {
+		return r.performRelease(ctx, e)
+	}
 	return r.cfg.Effectors.Perform(ctx, e)
 }
 

@@ -6,22 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func (c *cli) profile(args []string) int {
 	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
-their latest events among the most recent events in the stream.`)
+their latest events among the most recent events in the stream. An anonymous
+customer merged into a known one shows the known customer, with the history
+of the customers merged into them.`)
 	target := natsFlags(fl)
 	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
 	scan := fl.Int("scan", 10000, "how many of the stream's latest `events` to look through")
-	asJSON := fl.Bool("json", false, "print the stored record (null when there is none) and the events as JSON")
+	asJSON := fl.Bool("json", false, "print the stored record (null when there is none), the events and the resolved uuid as JSON")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -49,11 +56,18 @@ their latest events among the most recent events in the stream.`)
 	if err != nil {
 		return fail(fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, nc.ConnectedUrlRedacted(), err))
 	}
-	rec, _, err := profile.NewKV(kv).Get(ctx, uuid)
-	if err != nil && !errors.Is(err, profile.ErrNotFound) {
+	// Aliases are followed: a merged anonymous customer shows the known
+	// customer they were merged into.
+	var rec *profile.Record
+	res, err := profile.Resolve(ctx, profile.NewKV(kv), uuid)
+	switch {
+	case err == nil:
+		rec = res.Record
+	case errors.Is(err, profile.ErrNotFound):
+	default:
 		return fail(err)
 	}
-	activity, scanned, err := ingest.RecentActivity(ctx, js, uuid, *recent, *scan)
+	activity, scanned, err := customerActivity(ctx, js, res, rec, *recent, *scan)
 	if err != nil {
 		return fail(err)
 	}
@@ -61,20 +75,41 @@ their latest events among the most recent events in the stream.`)
 		if activity == nil {
 			activity = []*event.Event{} // [], not null
 		}
+		var via []string
+		for _, a := range res.Via {
+			via = append(via, a.UUID)
+		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Record   *profile.Record `json:"record"`
 			Activity []*event.Event  `json:"activity"`
-		}{rec, activity}); err != nil {
+			// ResolvedUUID is the customer whose record this is: the uuid
+			// asked for, or the one its aliases (Via) lead to.
+			ResolvedUUID string   `json:"resolved_uuid"`
+			Via          []string `json:"via,omitempty"`
+		}{rec, activity, res.UUID, via}); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
+	for _, a := range res.Via {
+		fmt.Fprintf(c.stdout, "uuid %s was merged into %s (event %s", a.UUID, a.Record.MergedInto, a.Record.MergedBy)
+		if rec != nil {
+			if i := slices.IndexFunc(rec.Merges, func(m profile.Merge) bool { return m.From == a.UUID }); i >= 0 {
+				fmt.Fprintf(c.stdout, ", %s", rec.Merges[i].At.UTC().Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintln(c.stdout, ").")
+	}
+	if len(res.Via) > 0 {
+		fmt.Fprintln(c.stdout)
+	}
 	if rec != nil && rec.Profile != nil {
 		printProfile(c.stdout, rec.Profile)
+		printMerges(c.stdout, rec.Merges)
 	} else {
-		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", uuid)
+		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", res.UUID)
 	}
 	fmt.Fprintf(c.stdout, "\nRecent activity (latest %d of the last %d events in %s):\n", len(activity), scanned, natsbus.EventsStream)
 	if len(activity) == 0 {
@@ -88,6 +123,70 @@ their latest events among the most recent events in the stream.`)
 		fmt.Fprintf(c.stdout, "  %s  %-24s %s\n", ev.Time.UTC().Format(time.RFC3339), ev.Action, label)
 	}
 	return exitOK
+}
+
+// maxActivityUUIDs bounds the uuids whose events herald profile looks
+// for: each is a scan of the stream's latest events.
+const maxActivityUUIDs = 8
+
+// customerActivity returns the latest keep events of the customer res
+// resolved to, among the stream's latest scan: the events sent with their
+// own uuid, the uuid asked for and those merged into them (the latest
+// merges first, at most maxActivityUUIDs in all), oldest first.
+func customerActivity(ctx context.Context, js jetstream.JetStream, res *profile.Resolved, rec *profile.Record, keep, scan int) ([]*event.Event, int, error) {
+	uuids := []string{res.UUID}
+	for _, a := range res.Via {
+		uuids = append(uuids, a.UUID)
+	}
+	if rec != nil {
+		for _, m := range slices.Backward(rec.Merges) {
+			uuids = append(uuids, m.From)
+		}
+	}
+	slices.Sort(uuids[1:])
+	uuids = slices.Compact(uuids)
+	if len(uuids) > maxActivityUUIDs {
+		uuids = uuids[:maxActivityUUIDs]
+	}
+	// One scan per uuid, at once: a scan mostly waits for the stream's end.
+	lists := make([][]*event.Event, len(uuids))
+	counts := make([]int, len(uuids))
+	errs := make([]error, len(uuids))
+	var wg sync.WaitGroup
+	for i, uuid := range uuids {
+		wg.Go(func() { lists[i], counts[i], errs[i] = ingest.RecentActivity(ctx, js, uuid, keep, scan) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, err
+	}
+	out, scanned := slices.Concat(lists...), slices.Max(counts)
+	if len(uuids) > 1 {
+		// Each list is in stream order; together, in time order.
+		slices.SortStableFunc(out, func(a, b *event.Event) int { return a.Time.Compare(b.Time) })
+		if len(out) > keep {
+			out = out[len(out)-keep:]
+		}
+	}
+	return out, scanned, nil
+}
+
+// printMerges shows the customers merged into a profile, and the names of
+// the values the merges kept aside as evidence (see profile.Merge).
+func printMerges(w io.Writer, merges []profile.Merge) {
+	if len(merges) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  merged (oldest first)")
+	for _, m := range merges {
+		fmt.Fprintf(w, "    %s  %s  by event %s\n", m.At.UTC().Format(time.RFC3339), m.From, m.Event)
+		if len(m.Unmerged) > 0 {
+			fmt.Fprintf(w, "      kept aside, not merged: %s\n", strings.Join(slices.Sorted(maps.Keys(m.Unmerged)), ", "))
+		}
+		if len(m.Replaced) > 0 {
+			fmt.Fprintf(w, "      kept aside, replaced: %s\n", strings.Join(slices.Sorted(maps.Keys(m.Replaced)), ", "))
+		}
+	}
 }
 
 func printProfile(w io.Writer, p *profile.Profile) {

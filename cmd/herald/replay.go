@@ -135,6 +135,15 @@ func loadProfiles(store *profile.Memory, path string) error {
 		if _, err := store.Put(context.Background(), p.UUID, &profile.Record{Profile: &p}, 0); err != nil {
 			return fmt.Errorf("%s:%d: uuid %s: %w", path, line, p.UUID, err)
 		}
+		if p.Email != "" {
+			// Index the email as serve does, so that a form giving it
+			// makes its sender this customer.
+			if owner, err := store.ClaimEmail(context.Background(), p.Email, p.UUID); err != nil {
+				return fmt.Errorf("%s:%d: uuid %s: %w", path, line, p.UUID, err)
+			} else if owner != p.UUID {
+				return fmt.Errorf("%s:%d: uuid %s: email %s is already the email of %s", path, line, p.UUID, p.Email, owner)
+			}
+		}
 		return nil
 	})
 }
