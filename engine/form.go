@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/profile"
 	"github.com/herald-events/herald/rules"
 )
@@ -15,14 +16,10 @@ import (
 // attributes become custom attributes. Rules then see the updated profile.
 const (
 	// FormAction is the action of a form submission.
-	FormAction = "form.submit"
+	FormAction = event.ActionFormSubmit
 	// FormRule is the name the built-in step has in plans and reports; no
 	// rule can have it, since rule names start with a letter or digit.
 	FormRule = "@form"
-	// Params of a form submission the built-in step reads.
-	ParamFormType       = "form_type"       // comma-separated form types, each a tag
-	ParamFormAttributes = "form_attributes" // comma-separated names of params that are custom attributes
-	ParamAgreement      = "newsletter_agreement_enabled"
 )
 
 // form runs the built-in form step. Standard fields are set from the
@@ -70,10 +67,10 @@ func (x *evaluation) form() {
 		}
 	}
 	st.index = 1
-	if types, _ := params[ParamFormType].(string); types != "" {
+	if types, _ := params[event.ParamFormType].(string); types != "" {
 		for _, t := range strings.Split(types, ",") {
-			if !rules.ValidTag(t) {
-				fail(1, "tag", fmt.Errorf("%s: form type %q is not a tag; use letters, digits, -, _, . and :, at most 64 characters, types separated by commas without spaces", ParamFormType, t))
+			if !profile.ValidTag(t) {
+				fail(1, "tag", fmt.Errorf("%s: form type %q is not a tag; use letters, digits, -, _, . and :, at most 64 characters, types separated by commas without spaces", event.ParamFormType, t))
 				return
 			}
 			if err := st.Change(profile.OpTag, t, nil); err != nil {
@@ -83,14 +80,14 @@ func (x *evaluation) form() {
 		}
 	}
 	st.index = 2
-	if names, _ := params[ParamFormAttributes].(string); names != "" {
+	if names, _ := params[event.ParamFormAttributes].(string); names != "" {
 		for _, n := range strings.Split(names, ",") {
 			v, ok := params[n]
 			if !ok || v == "" || profile.IsStandardField(n) {
 				continue // a standard field was set above
 			}
-			if !rules.ValidAttribute(n) || isFormParam(n) {
-				fail(2, "set", fmt.Errorf("%s: %q is not a custom attribute name; use letters, digits and _, starting with a letter, at most 64 characters", ParamFormAttributes, n))
+			if !profile.ValidAttribute(n) || isFormParam(n) {
+				fail(2, "set", fmt.Errorf("%s: %q is not a custom attribute name; use letters, digits and _, starting with a letter, at most 64 characters", event.ParamFormAttributes, n))
 				return
 			}
 			if err := st.Change(profile.OpSet, n, v); err != nil {
@@ -105,5 +102,5 @@ func (x *evaluation) form() {
 }
 
 func isFormParam(n string) bool {
-	return n == ParamFormType || n == ParamFormAttributes || n == ParamAgreement
+	return n == event.ParamFormType || n == event.ParamFormAttributes || n == event.ParamNewsletterAgreement
 }

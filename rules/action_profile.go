@@ -25,24 +25,11 @@ func (f *fileLoader) attributeName(k *yaml.Node, action string) bool {
 	return false
 }
 
-// ValidAttribute reports whether s can name a custom attribute: letters,
-// digits and _, starting with a letter, at most 64 characters.
-func ValidAttribute(s string) bool { return validAttribute(s) }
+// ValidAttribute reports whether s can name a custom attribute
+// (profile.ValidAttribute).
+func ValidAttribute(s string) bool { return profile.ValidAttribute(s) }
 
-func validAttribute(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	if c := s[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !isWordByte(c) || c == '-' {
-			return false
-		}
-	}
-	return true
-}
+func validAttribute(s string) bool { return profile.ValidAttribute(s) }
 
 func (f *fileLoader) setAction(n *yaml.Node) Action {
 	keys, values := f.pairs(n, "set")
@@ -108,18 +95,8 @@ func (f *fileLoader) tagAction(kind string, n *yaml.Node) Action {
 	return &UntagAction{Tags: tags}
 }
 
-// ValidTag reports whether s can be a profile tag.
-func ValidTag(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !isWordByte(c) && c != '.' && c != ':' {
-			return false
-		}
-	}
-	return true
-}
+// ValidTag reports whether s can be a profile tag (profile.ValidTag).
+func ValidTag(s string) bool { return profile.ValidTag(s) }
 
 // SetAction sets standard profile fields and custom attributes.
 type SetAction struct{ Fields []Assign }

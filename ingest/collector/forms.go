@@ -16,22 +16,6 @@ import (
 	"github.com/herald-events/herald/site"
 )
 
-// FormAction is the action of the event a form submission makes.
-const FormAction = "form.submit"
-
-// Parameters of a form.submit event besides the standard fields and the
-// custom attributes.
-const (
-	// ParamFormType holds the form's types, comma separated, as sent.
-	ParamFormType = "form_type"
-	// ParamFormAttributes holds the names of the parameters that are
-	// custom attributes, comma separated; absent when there are none.
-	ParamFormAttributes = "form_attributes"
-	// ParamNewsletterAgreement holds the form's newsletter agreement:
-	// enabled, confirmation or disabled.
-	ParamNewsletterAgreement = "newsletter_agreement_enabled"
-)
-
 // AgreementField is the data field (or mapping key) of the newsletter
 // agreement.
 const AgreementField = "newsletterAgreement"
@@ -158,7 +142,7 @@ func (f *formParser) envelope(body []byte) []byte {
 
 	params := make(map[string]any)
 	if typeOK {
-		params[ParamFormType] = formType
+		params[event.ParamFormType] = formType
 	}
 	f.standard(params, data, mapping, attrs)
 	f.agreement(params, data, mapping)
@@ -170,7 +154,7 @@ func (f *formParser) envelope(body []byte) []byte {
 		}
 	}
 	if len(present) > 0 {
-		params[ParamFormAttributes] = strings.Join(present, ",")
+		params[event.ParamFormAttributes] = strings.Join(present, ",")
 	}
 
 	p, err := json.Marshal(params)
@@ -179,7 +163,7 @@ func (f *formParser) envelope(body []byte) []byte {
 		return nil
 	}
 	env := map[string]json.RawMessage{
-		"action": json.RawMessage(strconv.Quote(FormAction)),
+		"action": json.RawMessage(strconv.Quote(event.ActionFormSubmit)),
 		"params": p,
 	}
 	for k, v := range map[string]json.RawMessage{"uuid": fm.uuid, "time": fm.time, "id": fm.id} {
@@ -213,7 +197,7 @@ func (f *formParser) formType(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	for t := range strings.SplitSeq(s, ",") {
-		if !validTag(t) {
+		if !profile.ValidTag(t) {
 			f.addf("formType: %s is not a list of form types; use tags (letters, digits, -, _, . and :, at most 64 characters each) separated by commas, without spaces", strconv.Quote(shorten(s)))
 			return "", false
 		}
@@ -249,7 +233,7 @@ func (f *formParser) mapping(raw json.RawMessage) map[string]string {
 
 // reservedNames are the parameters a form sets itself, which no attribute
 // may be named.
-var reservedNames = []string{ParamFormType, ParamFormAttributes, ParamNewsletterAgreement, AgreementField}
+var reservedNames = []string{event.ParamFormType, event.ParamFormAttributes, event.ParamNewsletterAgreement, AgreementField}
 
 // attributes reads attributes: the data fields that go to custom
 // attributes, each once.
@@ -272,10 +256,12 @@ func (f *formParser) attributes(raw json.RawMessage, mapping map[string]string) 
 		switch {
 		case json.Unmarshal(e, &a) != nil:
 			f.addf("attributes[%d]: must be a string, not %s", i, kind(e))
-		case !validAttribute(a):
+		case !profile.ValidAttribute(a):
 			f.addf("attributes[%d]: %s is not an attribute name; use letters, digits and _, starting with a letter, at most 64 characters", i, strconv.Quote(shorten(a)))
 		case slices.Contains(reservedNames, a):
 			f.addf("attributes[%d]: %s is reserved for the form itself", i, strconv.Quote(a))
+		case profile.IsStandardField(a):
+			f.addf("attributes[%d]: %s is a standard profile field, not a custom attribute; map it (mapping.%s) or send it under its own name", i, strconv.Quote(a), a)
 		case mapping[a] != "":
 			f.addf("attributes[%d]: %s is mapped as a standard field too (mapping.%s); take it one way", i, strconv.Quote(a), a)
 		case !slices.Contains(attrs, a):
@@ -344,7 +330,7 @@ func (f *formParser) agreement(params map[string]any, data map[string]json.RawMe
 	switch {
 	case s == "":
 	case slices.Contains(agreements, s):
-		params[ParamNewsletterAgreement] = s
+		params[event.ParamNewsletterAgreement] = s
 	default:
 		f.addf("data.%s: %s is not a newsletter agreement; use enabled, confirmation or disabled", name(field), strconv.Quote(shorten(s)))
 	}
@@ -487,39 +473,4 @@ func name(key string) string {
 		}
 	}
 	return key
-}
-
-// validTag reports whether s can be a profile tag: letters, digits, -, _,
-// . and :, at most 64 characters (as rules.ValidTag).
-func validTag(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !isWordByte(c) && c != '.' && c != ':' {
-			return false
-		}
-	}
-	return true
-}
-
-// validAttribute reports whether s can be a custom attribute's name:
-// letters, digits and _, starting with a letter, at most 64 characters.
-func validAttribute(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	if c := s[0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !isWordByte(c) || c == '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isWordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

@@ -119,7 +119,7 @@ func FuzzForms(f *testing.F) {
 		pub.mu.Lock()
 		ev := pub.last
 		pub.mu.Unlock()
-		if ev.Action != collector.FormAction || ev.Params[collector.ParamFormType] == nil {
+		if ev.Action != event.ActionFormSubmit || ev.Params[event.ParamFormType] == nil {
 			t.Fatalf("form published %+v", ev)
 		}
 		if !strings.Contains(w.Body.String(), ev.ID) {
