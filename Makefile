@@ -49,6 +49,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzParse$$' ./rules
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./links
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./actions/webhook
+	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
+	$(FUZZ) -fuzz '^FuzzForms$$' ./ingest/collector
 
 ## bench: the benchmarks, figures written to $(BENCH_OUT): decoding and
 ## evaluation, then herald serve end to end on the embedded NATS server
