@@ -265,6 +265,8 @@ func TestSendersRefuseInvalidMessages(t *testing.T) {
 		{"bad sender", func(m *email.Message) { m.From = "" }, []string{"from"}},
 		{"bad reply-to", func(m *email.Message) { m.ReplyTo = "nobody" }, []string{"reply-to"}},
 		{"subject with line break", func(m *email.Message) { m.Subject = "Hi\r\nBcc: all@example.com" }, []string{"subject: contains a line break"}},
+		{"subject with a bare LF", func(m *email.Message) { m.Subject = "Hi\nBcc: all@example.com" }, []string{"subject: contains a line break"}},
+		{"subject with a bare CR", func(m *email.Message) { m.Subject = "Hi\rBcc: all@example.com" }, []string{"subject: contains a line break"}},
 		{"no text", func(m *email.Message) { m.Text = " \n" }, []string{"text:"}},
 		{"no date", func(m *email.Message) { m.Date = time.Time{} }, []string{"date: not set"}},
 		{"header injection", func(m *email.Message) { m.Headers["X-Campaign"] = "a\nBcc: x@example.com" }, []string{`header "X-Campaign"`, "line break"}},
