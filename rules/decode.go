@@ -151,6 +151,10 @@ func (f *fileLoader) condition(n *yaml.Node) *Condition {
 		f.errorf(n, "if is empty")
 		return nil
 	}
+	if err := checkExprSource(src); err != nil {
+		f.exprError(n, "if", err)
+		return nil
+	}
 	prog, err := expr.Compile(src, f.condOpts...)
 	if err != nil {
 		f.exprError(n, "if", exprOffsetError(err, src, 0))

@@ -49,6 +49,13 @@ type Env struct {
 	// reflection, with an allocation each time.
 	Param     func(name any) any `expr:"__param"`
 	Attribute func(name any) any `expr:"__attribute"`
+	// Concat and Add are `+` of strings, bounded by MaxStringBytes and,
+	// over all the expressions run with this Env, MaxConcatBytes.
+	// Expressions are compiled to call them wherever `+` may join strings.
+	Concat func(a, b string) (string, error) `expr:"__concat"`
+	Add    func(a, b any) (any, error)       `expr:"__add"`
+
+	concatBytes int // built by Concat and Add since Bind
 }
 
 // Bind sets the environment's functions to read from e itself, so they see
@@ -65,6 +72,8 @@ func (e *Env) Bind() {
 		s, _ := name.(string)
 		return e.Profile.Attributes[s]
 	}
+	e.concatBytes = 0
+	e.Concat, e.Add = concatenator(&e.concatBytes)
 }
 
 func isEmailValue(v any) bool {
@@ -243,12 +252,14 @@ func tagNames(t reflect.Type) []string {
 
 // compileOptions are the options every rule expression is compiled with.
 func compileOptions() []expr.Option {
-	return []expr.Option{
+	return append([]expr.Option{
 		expr.Env(Env{}),
 		expr.MaxNodes(MaxNodes),
 		// The clock is passed in as `now`; a wall-clock read would make
 		// replays and tests depend on when they run.
 		expr.DisableBuiltin("now"),
 		expr.Patch(fastLookup{}),
-	}
+		// After fastLookup, so params.NAME is already a typed call.
+		expr.Patch(concatenation{}),
+	}, boundedBuiltins()...)
 }

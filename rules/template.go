@@ -1,14 +1,15 @@
 package rules
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	texttemplate "text/template"
 	"text/template/parse"
 
@@ -53,29 +54,63 @@ func (t *Template) HasSubject() bool { return t.hasSubject }
 // Links returns the names of the signed links the template uses.
 func (t *Template) Links() []string { return t.links }
 
+// Limits on templates. Ranges over constants are checked at load; the
+// output of every execution is bounded at run time, since a range over
+// data can be as long as the data.
+const (
+	// MaxTemplateRange is the most iterations of a range over an integer
+	// constant, and of nested constant ranges multiplied together.
+	MaxTemplateRange = 1000
+	// MaxBodyBytes bounds the text part and the HTML part, each.
+	MaxBodyBytes = 512 << 10
+	// MaxSubjectBytes bounds the subject: the line length limit of
+	// RFC 5322.
+	MaxSubjectBytes = 998
+)
+
+// ErrOutputTooLarge is the error of a template whose output passes its
+// bound; the messages name the bound.
+var ErrOutputTooLarge = errors.New("output too large")
+
+// outputError wraps ErrOutputTooLarge with the bound that was passed.
+type outputError string
+
+func (e outputError) Error() string { return string(e) }
+func (e outputError) Unwrap() error { return ErrOutputTooLarge }
+
+var (
+	errBodyTooLarge    = outputError("output larger than 512 KiB")
+	errSubjectTooLarge = outputError(fmt.Sprintf("output larger than %d bytes", MaxSubjectBytes))
+)
+
 // Render executes the template. The subject comes from the template's
-// "subject" block unless subject is not empty.
+// "subject" block unless subject is not empty. Each part is rendered into
+// a bounded buffer: a template whose output passes MaxBodyBytes (or
+// MaxSubjectBytes for the subject) stops there with an error.
 func (t *Template) Render(data *TemplateData, subject string) (*Rendered, error) {
 	var r Rendered
-	var b bytes.Buffer
-	if err := t.text.Execute(&b, data); err != nil {
+	w := &limitWriter{max: MaxBodyBytes, err: errBodyTooLarge}
+	if err := t.text.Execute(w, data); err != nil {
 		return nil, fmt.Errorf("render %s: %w", t.TextFile, err)
 	}
-	r.Text = b.String()
+	r.Text = w.b.String()
 	if t.html != nil {
-		b.Reset()
-		if err := t.html.Execute(&b, data); err != nil {
+		w = &limitWriter{max: MaxBodyBytes, err: errBodyTooLarge}
+		if err := t.html.Execute(w, data); err != nil {
 			return nil, fmt.Errorf("render %s: %w", t.HTMLFile, err)
 		}
-		r.HTML = b.String()
+		r.HTML = w.b.String()
 	}
 	r.Subject = subject
+	if len(subject) > MaxSubjectBytes {
+		return nil, fmt.Errorf("subject: %w", errSubjectTooLarge)
+	}
 	if subject == "" && t.hasSubject {
-		b.Reset()
-		if err := t.text.ExecuteTemplate(&b, "subject", data); err != nil {
+		w = &limitWriter{max: MaxSubjectBytes, err: errSubjectTooLarge}
+		if err := t.text.ExecuteTemplate(w, "subject", data); err != nil {
 			return nil, fmt.Errorf("render subject of %s: %w", t.TextFile, err)
 		}
-		r.Subject = string(bytes.TrimSpace(b.Bytes()))
+		r.Subject = strings.TrimSpace(w.b.String())
 	}
 	return &r, nil
 }
@@ -115,6 +150,9 @@ func loadTemplate(dir, name string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRanges(t.TextFile, string(src), treesOf(t.text.Templates())); err != nil {
+		return nil, err
+	}
 	t.hasSubject = t.text.Lookup("subject") != nil
 	uses := linkUses(t.text.Templates())
 
@@ -130,10 +168,15 @@ func loadTemplate(dir, name string) (*Template, error) {
 		if err != nil {
 			return nil, err
 		}
+		trees := make(map[string]*parse.Tree)
 		for _, ht := range t.html.Templates() {
 			if ht.Tree != nil {
+				trees[ht.Name()] = ht.Tree
 				uses = append(uses, linksIn(ht.Tree.Root)...)
 			}
+		}
+		if err := checkRanges(htmlFile, string(src), trees); err != nil {
+			return nil, err
 		}
 	}
 	slices.Sort(uses)
@@ -210,4 +253,102 @@ func linksIn(n parse.Node) []string {
 	}
 	walk(n)
 	return out
+}
+
+func treesOf(ts []*texttemplate.Template) map[string]*parse.Tree {
+	trees := make(map[string]*parse.Tree, len(ts))
+	for _, t := range ts {
+		if t.Tree != nil {
+			trees[t.Name()] = t.Tree
+		}
+	}
+	return trees
+}
+
+// checkRanges refuses ranges over integer constants larger than
+// MaxTemplateRange, and nested constant ranges (through {{template}}
+// calls too) whose counts multiplied pass it. file and src are the
+// template file and its text, for line numbers.
+func checkRanges(file, src string, trees map[string]*parse.Tree) error {
+	reported := make(map[parse.Pos]string)
+	report := func(pos parse.Pos, format string, args ...any) {
+		if _, ok := reported[pos]; !ok {
+			line := 1 + strings.Count(src[:min(int(pos), len(src))], "\n")
+			reported[pos] = fmt.Sprintf("%s:%d: ", file, line) + fmt.Sprintf(format, args...)
+		}
+	}
+	steps := 0 // nodes visited, to bound the following of calls
+	var walk func(n parse.Node, mult int, calls []string)
+	walk = func(n parse.Node, mult int, calls []string) {
+		steps++
+		switch x := n.(type) {
+		case *parse.ListNode:
+			if x == nil {
+				return
+			}
+			for _, c := range x.Nodes {
+				walk(c, mult, calls)
+			}
+		case *parse.IfNode:
+			walk(x.List, mult, calls)
+			walk(x.ElseList, mult, calls)
+		case *parse.WithNode:
+			walk(x.List, mult, calls)
+			walk(x.ElseList, mult, calls)
+		case *parse.RangeNode:
+			inner := mult
+			if k, ok := constRange(x.Pipe); ok {
+				switch {
+				case k > MaxTemplateRange:
+					report(x.Pos, "range over %d: at most %d", k, MaxTemplateRange)
+					return
+				case k > 0:
+					inner = mult * int(k)
+					if inner > MaxTemplateRange {
+						report(x.Pos, "nested ranges repeat %d times: at most %d", inner, MaxTemplateRange)
+						return
+					}
+				}
+			}
+			walk(x.List, inner, calls)
+			walk(x.ElseList, mult, calls)
+		case *parse.TemplateNode:
+			// Follow the call, once per chain: a recursive template is
+			// bounded by text/template's own depth limit.
+			if mult > 1 && steps < 100_000 && !slices.Contains(calls, x.Name) {
+				if tr := trees[x.Name]; tr != nil {
+					walk(tr.Root, mult, append(calls, x.Name))
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(trees))
+	for name := range trees {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		walk(trees[name].Root, 1, []string{name})
+	}
+	if len(reported) == 0 {
+		return nil
+	}
+	var errs []string
+	for _, pos := range slices.Sorted(maps.Keys(reported)) {
+		errs = append(errs, reported[pos])
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+// constRange returns the count of a range over an integer constant, as in
+// {{range 10}} or {{range $i := 10}}.
+func constRange(p *parse.PipeNode) (int64, bool) {
+	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return 0, false
+	}
+	num, ok := p.Cmds[0].Args[0].(*parse.NumberNode)
+	if !ok || !num.IsInt {
+		return 0, false
+	}
+	return num.Int64, true
 }

@@ -117,6 +117,10 @@ func compileValue(src string, opts []expr.Option) (*Value, error) {
 		if strings.TrimSpace(code) == "" {
 			return nil, &offsetError{off: off + i, msg: `"${}" holds no expression`}
 		}
+		if err := checkExprSource(code); err != nil {
+			err.off += off + body
+			return nil, err
+		}
 		prog, err := expr.Compile(code, opts...)
 		if err != nil {
 			return nil, exprOffsetError(err, code, off+body)
