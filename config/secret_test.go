@@ -26,7 +26,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	for name, out := range map[string]string{
 		"%v": fmt.Sprintf("%v", holder), "%+v": fmt.Sprintf("%+v", holder), "%#v": fmt.Sprintf("%#v", holder),
-		"%s": fmt.Sprintf("%s", holder.Password), "%q": fmt.Sprintf("%q", holder.Password),
+		"%s": fmt.Sprint(holder.Password), "%q": fmt.Sprintf("%q", holder.Password),
 		"json": string(js), "yaml": string(ym),
 	} {
 		if strings.Contains(out, value) {

@@ -95,7 +95,23 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 		}
 	}
 	plan.After = ev2.work
+	ev2.shareEmitBudget()
 	return plan
+}
+
+// shareEmitBudget gives the events the rules emitted their shares of the
+// event's emit budget (rules.ShareEmitBudget), now that every emit is
+// planned.
+func (x *evaluation) shareEmitBudget() {
+	var emits []*rules.Emit
+	for _, f := range x.plan.Fired {
+		for _, e := range f.Effects {
+			if em, ok := e.Out.(*rules.Emit); ok {
+				emits = append(emits, em)
+			}
+		}
+	}
+	rules.ShareEmitBudget(x.ev, emits)
 }
 
 // evaluation is the state of one Evaluate call.
@@ -205,6 +221,18 @@ func (s *step) Changes() []*profile.Change {
 
 func (s *step) Effect(e rules.Effect) {
 	s.x.effects = append(s.x.effects, Effect{Step: s.index, Out: e})
+}
+
+// Emitted counts the "emit" effects planned so far: those of the rules
+// that fired and of the rule being run.
+func (s *step) Emitted() int {
+	n := 0
+	for _, e := range s.x.effects {
+		if e.Out != nil && e.Out.Kind() == "emit" {
+			n++
+		}
+	}
+	return n
 }
 
 // Change applies a change to the working profile, copying the caller's

@@ -288,7 +288,7 @@ func TestEvaluateEmit(t *testing.T) {
 `))
 	ev := newEvent("newsletter.confirm", map[string]any{"via": "link"})
 	ev.Site = "shop.example.com"
-	ev.Depth = 2
+	ev.Depth, ev.Budget = 2, 5
 	plan := e.Evaluate(ev, nil, t0.Add(time.Minute))
 	emitted := emits(plan)
 	if len(emitted) != 1 || len(plan.Errors) != 0 {
@@ -300,7 +300,7 @@ func TestEvaluateEmit(t *testing.T) {
 		Action: "newsletter.subscribed", Label: "Subscribed link",
 		Time: t0.Add(time.Minute), UUID: "c-1", Site: "shop.example.com",
 		Params: map[string]any{"via": "link", "count": 2.0},
-		Depth:  3,
+		Depth:  3, Budget: 4, // all but the one emitted
 	}
 	if !reflect.DeepEqual(out, want) {
 		t.Fatalf("emitted\n %+v\nwant\n %+v", out, want)

@@ -41,8 +41,26 @@ func Decode(data []byte) (*Event, error) {
 // and only fails for large events whose canonical JSON is longer than
 // MaxEventSize bytes (because of "<" escaped as \u003c, for instance).
 //
-// Strings are decoded as encoding/json decodes them: invalid UTF-8 and
-// unpaired surrogate escapes become U+FFFD. An id, label or site that is
+// Strings are decoded as encoding/json decodes them, except that nothing
+// is replaced: where encoding/json would make U+FFFD of invalid UTF-8 or
+// an unpaired surrogate escape (\ud800), Decode refuses the event. Every
+// string, parameter names included, must be faithful text:
+//
+//   - valid UTF-8 without unpaired surrogates ("params.comment: not valid
+//     UTF-8");
+//   - no control characters, that is U+0000 to U+001F other than TAB, LF
+//     and CR, and U+007F ("params.firstname: control character U+0000 at
+//     byte 3", the offset in the decoded string, from 0);
+//   - no LF or CR in the one-line fields id, action, label, uuid and site,
+//     nor in a parameter name ("label: line break U+000A at byte 5 not
+//     allowed in a one-line field"). A parameter value may hold line
+//     breaks, kept as sent (CRLF is not made LF).
+//
+// TAB is allowed in every string. Validate applies the same rules to an
+// event built in code. A profile's standard fields are stricter still (no
+// line breaks, TAB or other control characters; see profile.Profile.Apply).
+//
+// An id, label or site that is
 // null or "" counts as missing, as does a null time or params. An event
 // without an id gets d.NewID(its time); one without a time gets d.Now() as
 // its time. Time is stored in UTC. Params is nil when there are none.
@@ -83,7 +101,7 @@ func (d *Decoder) Decode(data []byte) (*Event, error) {
 		e.ID = newID(e.Time)
 	}
 	// Re-encoding at most multiplies the length of the input by 6 (an
-	// escaped "<" or an invalid byte), plus an assigned id and time.
+	// escaped "<"), plus an assigned id and time.
 	if 6*len(data)+encodedOverhead > MaxEventSize {
 		p.encodedSize(e)
 		if err := p.err(); err != nil {

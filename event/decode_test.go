@@ -68,15 +68,17 @@ func TestDecodeValid(t *testing.T) {
 		},
 		{
 			name: "escapes and white space",
-			in: " \r\n\t{ \"id\" : \"x\" , \"action\":\"a\\u002eb\", \"label\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"," +
-				"\"uuid\":\"u\", \"params\" : { \"k\\u00e9\" : \"\\ud800x\" } } \n",
-			want: &Event{ID: "x", Action: "a.b", Label: "\"\\/\b\f\n\r\té😀", Time: receipt, UUID: "u",
-				Params: map[string]any{"ké": "\uFFFDx"}},
+			in: " \r\n\t{ \"id\" : \"x\" , \"action\":\"a\\u002eb\", \"label\":\"\\\"\\\\\\/\\t\\u00e9\\ud83d\\ude00\\uFFFD\"," +
+				"\"uuid\":\"u\", \"params\" : { \"k\\u00e9\" : \"a\\r\\nb\\nc\\rd\\te\" } } \n",
+			want: &Event{ID: "x", Action: "a.b", Label: "\"\\/\té😀\uFFFD", Time: receipt, UUID: "u",
+				Params: map[string]any{"ké": "a\r\nb\nc\rd\te"}},
 		},
 		{
-			name: "invalid UTF-8 becomes U+FFFD",
-			in:   "{\"id\":\"x\",\"action\":\"a.b\",\"uuid\":\"u\xff\",\"label\":\"caf\xc3\xa9\"}",
-			want: &Event{ID: "x", Action: "a.b", Label: "café", Time: receipt, UUID: "u\uFFFD"},
+			name: "UTF-8 kept as sent, characters other than C0 controls and DEL",
+			in: "{\"id\":\"x\",\"action\":\"a.b\",\"uuid\":\"u\\u00e9\",\"label\":\"caf\xc3\xa9 \xef\xbf\xbd \\u0085\\u2028\\u2029\"," +
+				"\"params\":{\"k\\t\":\"\\u0080\\u009f\"}}",
+			want: &Event{ID: "x", Action: "a.b", Label: "café \uFFFD \u0085\u2028\u2029", Time: receipt, UUID: "u\u00e9",
+				Params: map[string]any{"k\t": "\u0080\u009f"}},
 		},
 		{
 			name: "limits exactly",

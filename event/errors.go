@@ -12,8 +12,9 @@ import (
 // FieldError names one bad field of an event and says what is allowed.
 //
 // Field is the JSON name of the field ("action", "params.cart"), "event" for
-// problems with the event as a whole (size, JSON syntax), or "depth" for
-// Event.Depth, which is not part of the JSON.
+// problems with the event as a whole (size, JSON syntax), or "depth" and
+// "budget" for Event.Depth and Event.Budget, which are not part of the
+// JSON.
 type FieldError struct {
 	Field string
 	Msg   string

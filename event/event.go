@@ -30,6 +30,21 @@ const (
 	MaxEventSize   = 32768 // bytes of an event's raw JSON
 )
 
+// MaxEmitDepth is the most Depth an event may have: how long a chain of
+// emitted events may grow (rules.MaxDepth, which is this). An event
+// arriving over NATS that claims more is read as this deep.
+const MaxEmitDepth = 8
+
+// DefaultEmitBudget is the emit budget of a tracked event (one from an app,
+// the HTTP collector or a link page): how many events rules may emit, in
+// total, because of it, counting the events emitted by emitted events and
+// so on. When evaluating an event plans k emits, each emitted event gets an
+// equal share of what is left, (budget - k) / k, so the whole tree of
+// events one tracked event causes has at most DefaultEmitBudget events
+// besides it, however wide each step is. It is also the most an event
+// arriving over NATS may claim (see Event.Budget).
+const DefaultEmitBudget = 64
+
 // Event is one tracked customer event.
 //
 // Events made by Decode are valid; events built in code should be checked
@@ -60,6 +75,24 @@ type Event struct {
 	// one more than its cause for an emitted event. It travels out of band
 	// (in a message header), never in the JSON.
 	Depth int `json:"-"`
+	// Budget is how many more events the event's chain may still emit in
+	// total: DefaultEmitBudget for a tracked event, a share of its cause's
+	// budget for an emitted one (see DefaultEmitBudget). Like Depth it
+	// travels out of band, never in the JSON. A tracked event (Depth 0)
+	// with Budget 0 has not been given one and gets DefaultEmitBudget;
+	// see EmitBudget.
+	Budget int `json:"-"`
+}
+
+// EmitBudget returns how many more events the event's chain may emit:
+// Budget, or DefaultEmitBudget for a tracked event (Depth 0) whose Budget
+// is 0, as an event built in code or read from a file has. An emitted
+// event's Budget is what it has, 0 included.
+func (e *Event) EmitBudget() int {
+	if e.Depth == 0 && e.Budget == 0 {
+		return DefaultEmitBudget
+	}
+	return e.Budget
 }
 
 // MarshalJSON returns the canonical JSON envelope of the event: the fields

@@ -20,7 +20,7 @@ func TestMarshalJSON(t *testing.T) {
 			e: Event{
 				ID: "01JD0000000000000000000000", Action: "form.submit", Label: "Contact form",
 				Time: time.Date(2026, 11, 28, 11, 0, 0, 0, time.FixedZone("CET", 3600)),
-				UUID: "6f1c2d1e", Site: "shop.example.com", Depth: 3,
+				UUID: "6f1c2d1e", Site: "shop.example.com", Depth: 3, Budget: 5,
 				Params: map[string]any{"email": "john.doe@example.com", "seats": 12.0, "newsletter": true, "ratio": 0.25},
 			},
 			want: `{"id":"01JD0000000000000000000000","action":"form.submit","label":"Contact form",` +
@@ -93,7 +93,7 @@ func TestRoundTrip(t *testing.T) {
 		{ID: "01JD0000000000000000000000", Action: "form.submit", Label: "Kontaktformular – Grüße 😀",
 			Time: time.Date(2026, 11, 28, 10, 0, 0, 123456789, time.UTC), UUID: "6f1c2d1e", Site: "shop.example.com",
 			Params: map[string]any{"email": "john.doe@example.com", "seats": 12.0, "ok": false, "pi": math.Pi,
-				"tiny": 5e-324, "big": math.MaxFloat64, "neg": -1e-7, "html": "<b>&</b>", "ctl": "\x00\x1f\u2029"}},
+				"tiny": 5e-324, "big": math.MaxFloat64, "neg": -1e-7, "html": "<b>&</b>", "ctl": "\t\r\n\u0085\u2029"}},
 		{ID: "x", Action: "a.b", Time: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), UUID: "u"},
 		{ID: "x", Action: "a.b", Time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), UUID: "u"},
 	}
@@ -131,6 +131,23 @@ func TestClone(t *testing.T) {
 	}
 }
 
+func TestEmitBudget(t *testing.T) {
+	tests := []struct {
+		depth, budget, want int
+	}{
+		{0, 0, DefaultEmitBudget}, // a tracked event not given one
+		{0, 5, 5},
+		{1, 0, 0}, // an emitted event with nothing left
+		{1, 7, 7},
+	}
+	for _, tt := range tests {
+		e := &Event{Depth: tt.depth, Budget: tt.budget}
+		if got := e.EmitBudget(); got != tt.want {
+			t.Errorf("depth %d budget %d: EmitBudget() = %d, want %d", tt.depth, tt.budget, got, tt.want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	valid := func() *Event {
 		return &Event{ID: "x", Action: "a.b", Time: receipt, UUID: "u", Params: map[string]any{"s": "v", "n": 1.5, "b": true}}
@@ -156,6 +173,8 @@ func TestValidate(t *testing.T) {
 		{"too many params", func(e *Event) { e.Params = manyParamsMap(MaxParams + 1) }, "params: 257 parameters is too many; at most 256"},
 		{"time out of range", func(e *Event) { e.Time = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) }, "time: year -1 (in UTC) is out of range; from 0000 to 9999"},
 		{"negative depth", func(e *Event) { e.Depth = -1 }, "depth: -1 is negative"},
+		{"emitted budget", func(e *Event) { e.Depth, e.Budget = 1, 7 }, ""},
+		{"negative budget", func(e *Event) { e.Budget = -1 }, "budget: -1 is negative"},
 		{"several problems of one parameter, sorted", func(e *Event) { e.Params[strings.Repeat("k", 70)] = 1 },
 			`params."` + strings.Repeat("k", 40) + `…": 70 characters is too long for a name; at most 64; params."` +
 				strings.Repeat("k", 40) + `…": int is not allowed; a parameter holds a string, float64 or bool`},

@@ -1,17 +1,24 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzDecode checks that Decode never panics, agrees with encoding/json on
 // what is JSON and on the decoded values, and that what it accepts is valid
-// and survives a round trip through MarshalJSON.
+// and survives a round trip through MarshalJSON. Decode refuses what
+// encoding/json quietly replaces with U+FFFD (invalid UTF-8, unpaired
+// surrogates) and control characters; checkText checks that each such
+// refusal has its cause in the input, and that what is accepted has none.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"id":"01JD0000000000000000000000","action":"form.submit","label":"Contact form","time":"2026-11-28T10:00:00Z",` +
@@ -29,6 +36,15 @@ func FuzzDecode(f *testing.F) {
 		`[1,{"a":[]}]`,
 		`{"a":[[[[{"b":[]}]]]]}`,
 		`{"label":"\x"}`,
+		// The text rule: each class of fault, and what is allowed.
+		"{\"action\":\"a.b\",\"uuid\":\"u\",\"params\":{\"comment\":\"ok \xff\"}}",
+		"{\"action\":\"a.b\",\"uuid\":\"u\",\"params\":{\"k\xc3\":\"\xed\xa0\x80\"}}",
+		`{"action":"a.b","uuid":"u","params":{"x":"\udc00\ud83d","y":"\ud83dA"}}`,
+		`{"action":"a.b","uuid":"u","params":{"firstname":"Ann\u0000","x":"\b\f\u001f\u007f"}}`,
+		"{\"action\":\"a.b\",\"uuid\":\"u\",\"label\":\"del\x7f\"}",
+		`{"action":"a.b\r\n","uuid":"u\n","label":"a\nb","site":"\r","id":"i\nd","params":{"a\nb":1}}`,
+		`{"action":"form.submit","uuid":"u","params":{"comment":"one\r\ntwo\nthree\r","firstname":"Ann\r\nBcc: x@y.z"}}`,
+		`{"action":"a.b","uuid":"u\t","label":"\t","site":"\t","params":{"a\tb":"\t","c":"\u0085\u2028\ufffd"}}`,
 		`{}`,
 		``,
 		`null`,
@@ -54,11 +70,17 @@ func FuzzDecode(f *testing.F) {
 			if len(data) <= MaxEventSize && syntax == json.Valid(data) {
 				t.Fatalf("Decode says %v; json.Valid says %v", err, json.Valid(data))
 			}
+			if !syntax {
+				for _, fe := range ve.Errors {
+					checkRefusal(t, data, fe)
+				}
+			}
 			return
 		}
 		if !json.Valid(data) {
 			t.Fatalf("Decode accepted what encoding/json rejects")
 		}
+		checkText(t, data, e)
 		if err := e.Validate(); err != nil {
 			t.Fatalf("Validate after Decode: %v", err)
 		}
@@ -112,4 +134,105 @@ func compareWithStd(t *testing.T, data []byte, e *Event) {
 	if !reflect.DeepEqual(e.Params, want) {
 		t.Fatalf("params = %#v, encoding/json has %#v", e.Params, want)
 	}
+}
+
+// checkRefusal checks that a refusal by the text rule has its cause in
+// data, found independently: with utf8.Valid, or among the strings
+// encoding/json's tokenizer reads (keys of repeated fields included).
+func checkRefusal(t *testing.T, data []byte, fe *FieldError) {
+	t.Helper()
+	msg := fe.Msg
+	switch {
+	case strings.HasSuffix(msg, "not valid UTF-8"):
+		if utf8.Valid(data) {
+			t.Fatalf("%v, but the input is valid UTF-8", fe)
+		}
+	case strings.Contains(msg, "unpaired surrogate U+"):
+		if !surrogateIn(data) {
+			t.Fatalf("%v, but the input has no surrogate escape or bytes", fe)
+		}
+	case strings.Contains(msg, "control character U+"), strings.Contains(msg, "line break U+"):
+		i := strings.Index(msg, "U+")
+		r, err := strconv.ParseUint(msg[i+2:i+6], 16, 32)
+		if err != nil {
+			t.Fatalf("%v: no character code", fe)
+		}
+		if !slices.ContainsFunc(jsonStrings(t, data), func(s string) bool { return strings.ContainsRune(s, rune(r)) }) {
+			t.Fatalf("%v, but no string in the input holds U+%04X", fe, r)
+		}
+	}
+}
+
+// checkText checks that the strings of an accepted event, as encoding/json
+// reads them, hold nothing the text rule refuses, and that none of the
+// U+FFFD in them stands for something replaced.
+func checkText(t *testing.T, data []byte, e *Event) {
+	t.Helper()
+	if !utf8.Valid(data) {
+		t.Fatalf("Decode accepted invalid UTF-8")
+	}
+	bad := func(s string, oneLine bool) bool {
+		for _, r := range s {
+			if r < ' ' && r != '\t' && (oneLine || r != '\n' && r != '\r') || r == 0x7f {
+				return true
+			}
+		}
+		return false
+	}
+	replacements := 0
+	for _, s := range []string{e.ID, e.Action, e.Label, e.UUID, e.Site} {
+		if bad(s, true) {
+			t.Fatalf("Decode accepted %q", s)
+		}
+		replacements += strings.Count(s, "\uFFFD")
+	}
+	for k, v := range e.Params {
+		if bad(k, true) {
+			t.Fatalf("Decode accepted the name %q", k)
+		}
+		replacements += strings.Count(k, "\uFFFD")
+		if s, ok := v.(string); ok {
+			if bad(s, false) {
+				t.Fatalf("Decode accepted the value %q", s)
+			}
+			replacements += strings.Count(s, "\uFFFD")
+		}
+	}
+	lower := strings.ToLower(string(data))
+	if sent := strings.Count(lower, "\uFFFD") + strings.Count(lower, `\ufffd`); replacements > sent {
+		t.Fatalf("%d U+FFFD in the event, %d in the input", replacements, sent)
+	}
+}
+
+// surrogateIn reports whether data holds a \uD800-\uDFFF escape or the
+// bytes that would encode a surrogate in UTF-8.
+func surrogateIn(data []byte) bool {
+	for i := 0; i+3 < len(data); i++ {
+		if data[i] == '\\' && data[i+1] == 'u' && data[i+2]|0x20 == 'd' && strings.IndexByte("89abcdefABCDEF", data[i+3]) >= 0 {
+			return true
+		}
+		if data[i] == 0xed && data[i+1]&0xe0 == 0xa0 {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonStrings returns every string in data, keys included, as
+// encoding/json's tokenizer reads them.
+func jsonStrings(t *testing.T, data []byte) []string {
+	t.Helper()
+	var out []string
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // 1e400 is no error
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if s, ok := tok.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

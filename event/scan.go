@@ -1,7 +1,6 @@
 package event
 
 import (
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -11,8 +10,11 @@ import (
 const maxDepth = 10000
 
 // scanner reads JSON tokens from an event's raw bytes. It accepts exactly
-// what encoding/json accepts and decodes strings exactly as it does
-// (invalid UTF-8 and unpaired surrogate escapes become U+FFFD). On a
+// what encoding/json accepts, and decodes strings as it does except that
+// it replaces nothing: invalid UTF-8 is kept byte for byte, and an
+// unpaired surrogate escape (\ud800) becomes the three bytes that would
+// encode the surrogate (WTF-8), which are not valid UTF-8 either. So the
+// checker sees what was sent, and refuses it (see textProblem). On a
 // syntax error a method returns false; the caller then stops and asks
 // encoding/json to describe the error (see syntaxError).
 type scanner struct {
@@ -58,21 +60,15 @@ func (s *scanner) str() ([]byte, bool) {
 			return d[start:i], true
 		case c == '\\' || c < ' ':
 			return s.strSlow(start, i)
-		case c < utf8.RuneSelf:
-			i++
 		default:
-			r, size := utf8.DecodeRune(d[i:])
-			if r == utf8.RuneError && size == 1 {
-				return s.strSlow(start, i)
-			}
-			i += size
+			i++ // bytes of UTF-8, valid or not, are kept as they are
 		}
 	}
 	return nil, false
 }
 
 // strSlow decodes the rest of a string literal whose contents start at
-// start, from i, where the first escape or invalid byte is.
+// start, from i, where the first escape (or a byte JSON forbids) is.
 func (s *scanner) strSlow(start, i int) ([]byte, bool) {
 	d := s.data
 	b := append(s.scratch[:0], d[start:i]...)
@@ -85,13 +81,9 @@ func (s *scanner) strSlow(start, i int) ([]byte, bool) {
 			return b, true
 		case c < ' ':
 			return nil, false
-		case c < utf8.RuneSelf && c != '\\':
-			b = append(b, c)
+		case c != '\\':
+			b = append(b, c) // invalid UTF-8 too: the checker refuses it
 			i++
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(d[i:])
-			b = utf8.AppendRune(b, r) // RuneError for an invalid byte
-			i += size
 		case i+1 >= len(d):
 			return nil, false
 		default:
@@ -114,13 +106,17 @@ func (s *scanner) strSlow(start, i int) ([]byte, bool) {
 					return nil, false
 				}
 				if utf16.IsSurrogate(r) {
-					// A pair makes one character; anything else
-					// leaves the first half as U+FFFD.
-					if dec := utf16.DecodeRune(r, hex4(d, i+6)); dec != unicode.ReplacementChar {
+					// A pair makes one character. An unpaired
+					// surrogate is kept as the bytes that would
+					// encode it, not valid UTF-8, for the checker
+					// to refuse; encoding/json makes it U+FFFD.
+					if dec := utf16.DecodeRune(r, hex4(d, i+6)); dec != utf8.RuneError {
 						r = dec
 						i += 6
 					} else {
-						r = unicode.ReplacementChar
+						b = append(b, 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f)
+						i += 6
+						continue
 					}
 				}
 				b = utf8.AppendRune(b, r)

@@ -21,15 +21,26 @@ const (
 )
 
 // DepthHeader carries an emitted event's depth (event.Event.Depth): how
-// many emits led to it. Tracked events have none.
+// many emits led to it. Tracked events have none. Since apps publish on
+// NATS too, the consumer does not trust it: it reads a depth above
+// rules.MaxDepth as rules.MaxDepth.
 const DepthHeader = "Herald-Depth"
+
+// BudgetHeader carries an event's emit budget (event.Event.Budget): how
+// many more events its chain may emit. Emitted events always have one, 0
+// included; a tracked event without one gets event.DefaultEmitBudget. Since
+// apps publish on NATS too, the consumer does not trust it either: it reads
+// a budget above event.DefaultEmitBudget as event.DefaultEmitBudget, and
+// an emitted event (with a depth) without one as having nothing left.
+const BudgetHeader = "Herald-Budget"
 
 // Publisher publishes events to JetStream. It is the one place that owns
 // the wire contract of an event on NATS: the JSON envelope on a subject
 // under herald.events., the event's id as Nats-Msg-Id (so JetStream
 // stores an event published twice within DuplicateWindow once), and the
-// depth of an emitted event in DepthHeader. Emits, the link pages, the
-// HTTP collector and `herald publish` publish through it.
+// depth and emit budget of an emitted event in DepthHeader and
+// BudgetHeader. Emits, the link pages, the HTTP collector and `herald
+// publish` publish through it.
 type Publisher struct {
 	js      jetstream.JetStream
 	subject string
@@ -75,6 +86,11 @@ func Msg(subject string, ev *event.Event) (*nats.Msg, error) {
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	if ev.Depth > 0 {
 		msg.Header.Set(DepthHeader, strconv.Itoa(ev.Depth))
+	}
+	// An emitted event's budget goes even when 0, to say so; a tracked
+	// event's only when set.
+	if ev.Depth > 0 || ev.Budget > 0 {
+		msg.Header.Set(BudgetHeader, strconv.Itoa(ev.Budget))
 	}
 	return msg, nil
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Standard field names. Every other name set by a rule is a custom attribute.
@@ -183,7 +184,19 @@ type Change struct {
 }
 
 // Apply performs c on p at time t, filling in c.Old and c.Had. It reports
-// whether the profile changed. A standard field takes only a string value.
+// whether the profile changed.
+//
+// A standard field takes only a string value, and only one line of text:
+// it goes into email headers and bodies, where a line break could start a
+// header ("Bcc: …") or a paragraph of its own. So a value that is not
+// valid UTF-8 is refused ("set firstname: not valid UTF-8"), and so is one
+// holding a line break or a control character ("set firstname: line break
+// or control character not allowed in a standard field"): U+0000 to
+// U+001F (TAB, LF and CR included), U+007F to U+009F (DEL, the C1
+// controls, NEL among them), and the line and paragraph separators U+2028
+// and U+2029. Nothing is trimmed or replaced: the caller decides what to
+// send (the form step, for one, trims spaces at the ends). Attribute
+// values and tags are not checked here.
 func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 	switch c.Op {
 	case OpSet, OpUnset:
@@ -193,6 +206,9 @@ func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 				str, isString := c.Value.(string)
 				if !isString {
 					return false, fmt.Errorf("set %s: a standard field holds text, not %T", c.Name, c.Value)
+				}
+				if err := oneLine(str); err != "" {
+					return false, fmt.Errorf("set %s: %s", c.Name, err)
 				}
 				v = str
 			}
@@ -238,6 +254,20 @@ func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 	}
 	p.Updated = t
 	return true, nil
+}
+
+// oneLine says why s cannot be a standard field's value (see Apply), or
+// returns "".
+func oneLine(s string) string {
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
+	}
+	for _, r := range s {
+		if r < ' ' || 0x7f <= r && r <= 0x9f || r == '\u2028' || r == '\u2029' {
+			return "line break or control character not allowed in a standard field"
+		}
+	}
+	return ""
 }
 
 // Revert undoes a change that Apply made, using the state it recorded.

@@ -40,6 +40,10 @@ type Step interface {
 	Changes() []*profile.Change
 	// Effect records an effect on the world (an email, an event, a call).
 	Effect(e Effect)
+	// Emitted is how many events the rules have emitted for the event so
+	// far, this rule's earlier steps included: the "emit" effects planned
+	// and not undone by a failing rule.
+	Emitted() int
 }
 
 // Effect is something a rule does outside the profile: pure data, keyed

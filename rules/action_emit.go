@@ -49,7 +49,70 @@ func (f *fileLoader) emitAction(n *yaml.Node) Action {
 
 // MaxDepth is how long a chain of emitted events may grow: an event emitted
 // by an event emitted by … a tracked event, at most MaxDepth times.
-const MaxDepth = 8
+const MaxDepth = event.MaxEmitDepth
+
+// Emitted events are bounded in width too, by the emit budget each event
+// carries (event.Event.Budget, event.DefaultEmitBudget for a tracked
+// event): evaluating an event may plan at most its budget of emits, and
+// the k events it emits share what is left equally, (budget - k) / k each
+// (ShareEmitBudget). So one tracked event causes at most
+// event.DefaultEmitBudget emitted events in all, however the rules loop.
+// MaxDepth still bounds how long a chain gets.
+
+// checkBudget fails the nth emit planned for an event whose budget is
+// budget, when n is more than budget.
+func checkBudget(budget, n int, rule string) error {
+	if n <= budget {
+		return nil
+	}
+	if budget == 0 {
+		return fmt.Errorf("emits: this event's chain may emit no more events, and rule %q would emit one; stopped to break a loop", rule)
+	}
+	more := "events"
+	if budget == 1 {
+		more = "event"
+	}
+	return fmt.Errorf("emits: this event's chain may emit %d more %s, and rule %q would emit %s; stopped to break a loop", budget, more, rule, aOrdinal(n))
+}
+
+// aOrdinal spells n as an ordinal with its indefinite article: "a 65th",
+// "an 8th", "an 11th", "a 2nd".
+func aOrdinal(n int) string {
+	s := strconv.Itoa(n)
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	article := "a "
+	// Said aloud, the number starts with a vowel: eight…, eleven…,
+	// eighteen… (as in 11th, 11,000th and 18,000th).
+	if s[0] == '8' || len(s)%3 == 2 && (s[:2] == "11" || s[:2] == "18") {
+		article = "an "
+	}
+	return article + s + suffix
+}
+
+// ShareEmitBudget gives each of the events emitted for ev (those of emits)
+// its equal share of what is left of ev's emit budget: (budget - k) / k
+// for k emits, rounded down. The engine calls it once evaluating ev has
+// planned every emit, which each checked that k is within the budget.
+func ShareEmitBudget(ev *event.Event, emits []*Emit) {
+	k := len(emits)
+	if k == 0 {
+		return
+	}
+	share := max(ev.EmitBudget()-k, 0) / k
+	for _, e := range emits {
+		e.Event.Budget = share
+	}
+}
 
 // EmitAction emits a follow-up event for the customer (or for UUID when
 // set).
@@ -71,6 +134,9 @@ func (a *EmitAction) Plan(s Step) error {
 	if ev.Depth+1 > MaxDepth {
 		return fmt.Errorf("%s: emitted events chain deeper than %d (this event is %d emits from a tracked one); stopped to break a loop", a.Action, MaxDepth, ev.Depth)
 	}
+	if err := checkBudget(ev.EmitBudget(), s.Emitted()+1, s.Rule()); err != nil {
+		return err
+	}
 	out := &event.Event{
 		// The id depends on the source event only, so evaluating a
 		// redelivered event again emits the very same event.
@@ -80,6 +146,10 @@ func (a *EmitAction) Plan(s Step) error {
 		UUID:   ev.UUID,
 		Site:   ev.Site,
 		Depth:  ev.Depth + 1,
+		// Budget is the event's share of ev's budget, which depends on
+		// every emit planned for ev: ShareEmitBudget sets it once the
+		// evaluation is done. Until then it may emit nothing.
+		Budget: 0,
 	}
 	if a.Label != nil {
 		v, err := s.Eval(a.Label)
@@ -133,16 +203,21 @@ type Emit struct{ Event *event.Event }
 // Kind implements Effect.
 func (*Emit) Kind() string { return "emit" }
 
-// Emitted is the wire form of an "emit" effect: the event to publish and
-// its depth (how many emits led to it), which the event's JSON leaves out.
+// Emitted is the wire form of an "emit" effect: the event to publish, its
+// depth (how many emits led to it) and its emit budget (how many more
+// events its chain may emit), which the event's JSON leaves out. An
+// effect without a budget (0, or rendered before budgets) may emit
+// nothing more.
 type Emitted struct {
-	Event *event.Event `json:"event"`
-	Depth int          `json:"depth"`
+	Event  *event.Event `json:"event"`
+	Depth  int          `json:"depth"`
+	Budget int          `json:"budget,omitempty"`
 }
 
-// Render implements Effect: the event and its depth, as an *Emitted.
+// Render implements Effect: the event, its depth and budget, as an
+// *Emitted.
 func (e *Emit) Render(*RenderContext) (any, error) {
-	return &Emitted{Event: e.Event, Depth: e.Event.Depth}, nil
+	return &Emitted{Event: e.Event, Depth: e.Event.Depth, Budget: e.Event.Budget}, nil
 }
 
 // Describe implements Effect.

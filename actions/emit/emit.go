@@ -14,7 +14,8 @@ import (
 	"github.com/herald-events/herald/event"
 )
 
-// Publisher publishes an event into Herald. ev.Depth travels with it.
+// Publisher publishes an event into Herald. ev.Depth and ev.Budget travel
+// with it.
 type Publisher interface {
 	Publish(ctx context.Context, ev *event.Event) error
 }
@@ -28,12 +29,15 @@ func (f PublisherFunc) Publish(ctx context.Context, ev *event.Event) error { ret
 // Effector performs emit effects through a Publisher.
 type Effector struct{ Publisher Publisher }
 
-// Event decodes the event an emit effect publishes, with its depth: the
-// wire form {"event": {…}, "depth": n} the rules render (rules.Emitted).
+// Event decodes the event an emit effect publishes, with its depth and
+// emit budget: the wire form {"event": {…}, "depth": n, "budget": b} the
+// rules render (rules.Emitted). An effect without a budget, as rendered
+// before emit budgets, gives an event that may emit nothing more.
 func Event(e *actions.Effect) (*event.Event, error) {
 	var w struct {
-		Event *event.Event `json:"event"`
-		Depth int          `json:"depth"`
+		Event  *event.Event `json:"event"`
+		Depth  int          `json:"depth"`
+		Budget int          `json:"budget"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(e.Data))
 	dec.DisallowUnknownFields()
@@ -43,10 +47,10 @@ func Event(e *actions.Effect) (*event.Event, error) {
 	if w.Event == nil {
 		return nil, fmt.Errorf("decode emit effect %s: no event", e.Key)
 	}
+	w.Event.Depth, w.Event.Budget = w.Depth, w.Budget
 	if err := w.Event.Validate(); err != nil {
 		return nil, fmt.Errorf("emit effect %s: %w", e.Key, err)
 	}
-	w.Event.Depth = w.Depth
 	return w.Event, nil
 }
 
