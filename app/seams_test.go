@@ -218,8 +218,8 @@ func TestServeWebhook(t *testing.T) {
 	hooks := newHookServer(t, secret)
 	dir := t.TempDir()
 	rules := `rules:
-  - name: confirm
-    on: newsletter.confirm
+  - name: subscribe
+    on: crm.subscribe
     do:
       - set: {email: "${ params.email }", newsletterAgreement: enabled}
       - emit: newsletter.subscribed
@@ -241,7 +241,7 @@ func TestServeWebhook(t *testing.T) {
 	cfg.Webhook.AllowHosts = []string{"127.0.0.1"}
 	cfg.Webhook.AllowPrivate = true // the receiver is on loopback
 	h := startHeraldWith(t, cfg, smtp)
-	h.publish("herald.events.web", `{"id":"01KB0000000000000000000001","action":"newsletter.confirm","uuid":"c-1","params":{"email":"ann@example.com"}}`)
+	h.publish("herald.events.web", `{"id":"01KB0000000000000000000001","action":"crm.subscribe","uuid":"c-1","params":{"email":"ann@example.com"}}`)
 	eventually(t, "the webhook call", func() bool { return len(hooks.received()) == 1 })
 	c := hooks.received()[0]
 	if c.verified != nil {

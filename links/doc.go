@@ -13,4 +13,13 @@
 // with the evidence of consent (time, IP address, user agent, which link) in
 // its params. Mail clients that implement RFC 8058 one-click unsubscribe POST
 // "List-Unsubscribe=One-Click" to the same URL and get a short plain answer.
+//
+// Every event the Handler publishes carries a proof in its params
+// ([ProofParam], made by [Signer.Proof]): an HMAC with the current link key
+// over the whole event, so the consumer accepts link-only actions such as
+// newsletter.confirm only from the link pages ([Signer.VerifyProof]), never
+// from whoever can publish to NATS. A Handler's Check hook can void a
+// genuine link that no longer counts; [ConfirmationCheck] voids a
+// confirmation link once its request was withdrawn or replaced, and the
+// page says so (410 Gone).
 package links

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,9 @@ type recorder struct {
 	events []*event.Event
 	err    error // returned by Publish when set
 	panics bool  // Publish panics when set
+	// signer, when set, must verify the proof every event carries:
+	// Publish fails otherwise.
+	signer *links.Signer
 }
 
 func (r *recorder) Publish(ctx context.Context, ev *event.Event) error {
@@ -42,6 +46,12 @@ func (r *recorder) Publish(ctx context.Context, ev *event.Event) error {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		return errors.New("publish without a deadline")
+	}
+	if r.signer != nil {
+		proof, _ := ev.Params[links.ProofParam].(string)
+		if err := r.signer.VerifyProof(ev, proof); err != nil {
+			return fmt.Errorf("test publisher: %w", err)
+		}
 	}
 	r.events = append(r.events, ev.Clone())
 	return nil
@@ -88,6 +98,7 @@ func newFixture(t *testing.T, configure ...func(*links.Handler)) *fixture {
 	t.Helper()
 	f := &fixture{key: key("k1"), pub: new(recorder), logs: new(syncBuffer)}
 	f.signer = newSigner(t, f.key)
+	f.pub.signer = f.signer
 	h := &links.Handler{
 		Signer:    f.signer,
 		Publisher: f.pub,
@@ -236,7 +247,9 @@ func wantEvent(tok string, c links.Claims, ip, userAgent string, oneClick bool) 
 	}
 }
 
-// assertEvents checks that exactly the events want were published.
+// assertEvents checks that exactly the events want were published, each
+// with a link proof (which the fixture's publisher verified) besides the
+// params of want.
 func assertEvents(t *testing.T, got []*event.Event, want ...*event.Event) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -246,6 +259,11 @@ func assertEvents(t *testing.T, got []*event.Event, want ...*event.Event) {
 		if err := got[i].Validate(); err != nil {
 			t.Errorf("event %d is invalid: %v", i, err)
 		}
+		got[i] = got[i].Clone()
+		if proof, _ := got[i].Params[links.ProofParam].(string); !strings.HasPrefix(proof, "v1.k1.") {
+			t.Errorf("event %d has no link proof: %s", i, jsonOf(got[i]))
+		}
+		delete(got[i].Params, links.ProofParam)
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("event %d:\n got %s\nwant %s", i, jsonOf(got[i]), jsonOf(want[i]))
 		}

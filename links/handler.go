@@ -45,7 +45,12 @@ const allowedMethods = "GET, HEAD, POST"
 // a one-click unsubscribe: it publishes the same event and gets a short
 // plain-text answer, never a redirect.
 //
+// Every event it publishes carries a proof (see Signer.Proof) in the
+// parameter ProofParam, so that the consumer can tell it from an event
+// anyone with access to NATS could publish.
+//
 // An invalid or expired token gets a 400 page and publishes nothing; a
+// token that Check says is void gets a 410 page and publishes nothing; a
 // failed publish gets a 503 page and is logged. No page shows the token or
 // its claims.
 //
@@ -68,7 +73,22 @@ type Handler struct {
 	// connection. Set it only behind exactly one reverse proxy that sets
 	// the header; otherwise clients could forge the evidence.
 	TrustProxy bool
+	// Check, if set, is asked about every genuine, unexpired token, on GET,
+	// HEAD and POST, before the page is shown or anything is published.
+	// An error wrapping ErrVoid means the link no longer counts (a
+	// confirmation link whose request was withdrawn or replaced by a
+	// newer one): the answer is a 410 page that says so, and nothing is
+	// published. Any other error is a failure to check (a store that does
+	// not answer): the answer is a 503 page, and nothing is published.
+	Check func(ctx context.Context, c Claims) error
 }
+
+// ErrVoid is what a Handler's Check returns (wrapped) for a genuine link
+// that no longer counts.
+var ErrVoid = errors.New("link no longer valid")
+
+// checkTimeout bounds one Check call.
+const checkTimeout = 10 * time.Second
 
 // URL returns the URL of a link: base (such as "https://shop.example" or
 // "http://127.0.0.1:8080", with or without a trailing slash) followed by
@@ -99,6 +119,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	words := wordingFor(claims.Link)
+	if err := h.check(r.Context(), claims); err != nil {
+		log := h.logger().With(slog.String("method", r.Method), slog.String("link", claims.Link),
+			slog.String("rule", claims.Rule), slog.String("source_event", claims.Event))
+		if errors.Is(err, ErrVoid) {
+			log.LogAttrs(r.Context(), slog.LevelInfo, "link void", slog.String("reason", err.Error()))
+			h.render(w, http.StatusGone, words.void)
+			return
+		}
+		log.LogAttrs(r.Context(), slog.LevelError, "check link", slog.String("err", err.Error()))
+		w.Header().Set("Retry-After", "60")
+		h.render(w, http.StatusServiceUnavailable, unavailablePage)
+		return
+	}
 	if r.Method != http.MethodPost {
 		h.render(w, http.StatusOK, page{
 			Title:  words.askTitle,
@@ -126,7 +159,12 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, c Claims, words w
 	ev := h.newEvent(r, c, now, oneClick)
 	log := h.logger().With(slog.String("event", ev.ID), slog.String("action", ev.Action),
 		slog.String("link", c.Link), slog.String("rule", c.Rule))
-	if err := ev.Validate(); err != nil {
+	proof, err := h.Signer.Proof(ev)
+	if err == nil {
+		ev.Params[ProofParam] = proof
+		err = ev.Validate()
+	}
+	if err != nil {
 		log.LogAttrs(r.Context(), slog.LevelError, "link event is invalid", slog.String("err", err.Error()))
 		h.render(w, http.StatusInternalServerError, internalErrorPage)
 		return
@@ -179,6 +217,22 @@ func (h *Handler) newEvent(r *http.Request, c Claims, now time.Time, oneClick bo
 		Site:   c.Site,
 		Params: params,
 	}
+}
+
+// check asks Check about c, with a deadline, turning a panic into an
+// error.
+func (h *Handler) check(ctx context.Context, c Claims) (err error) {
+	if h.Check == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("link check panicked: %v", v)
+		}
+	}()
+	return h.Check(ctx, c)
 }
 
 // publish calls the publisher with a deadline, turning a panic into an

@@ -69,6 +69,7 @@ type wording struct {
 	doneTitle string // the page after the POST
 	doneText  string // with the site name for %s
 	oneClick  string // the plain answer to a one-click POST
+	void      page   // the page of a link that no longer counts (410)
 }
 
 // wordingFor returns the wording for the link named link.
@@ -82,6 +83,7 @@ func wordingFor(link string) wording {
 			doneTitle: "You are unsubscribed",
 			doneText:  "Thank you. You will no longer receive the newsletter from %s.",
 			oneClick:  "You are unsubscribed.",
+			void:      voidPage,
 		}
 	case "confirm":
 		return wording{
@@ -91,6 +93,13 @@ func wordingFor(link string) wording {
 			doneTitle: "Thank you",
 			doneText:  "Your newsletter subscription with %s is confirmed.",
 			oneClick:  "Thank you. Your subscription is confirmed.",
+			void: page{
+				Title: "This link is no longer valid",
+				Text: []string{
+					"This confirmation link has been replaced or withdrawn: the subscription was cancelled, or a newer confirmation email was sent, after this one. Nothing has been changed.",
+					"To subscribe, please sign up again, or use the link in the newest email.",
+				},
+			},
 		}
 	default:
 		return wording{
@@ -100,6 +109,7 @@ func wordingFor(link string) wording {
 			doneTitle: "Thank you",
 			doneText:  "Your confirmation has been received by %s.",
 			oneClick:  "Thank you. Your confirmation has been received.",
+			void:      voidPage,
 		}
 	}
 }
@@ -116,6 +126,13 @@ var (
 		Title: "This link has expired",
 		Text: []string{
 			"Links in our emails work for a limited time only. Please ask for a new one, for example by signing up again.",
+		},
+	}
+	voidPage = page{
+		Title: "This link is no longer valid",
+		Text: []string{
+			"This link has been replaced or withdrawn since the email was sent. Nothing has been changed.",
+			"Please use the link in the newest email.",
 		},
 	}
 	unavailablePage = page{

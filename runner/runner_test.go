@@ -137,7 +137,7 @@ func TestHandleMarketingEmailHasOneClickUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	confirm := &event.Event{ID: "01KB0000000000000000000002", Action: "newsletter.confirm", Time: t0, UUID: "anna-7f3c",
-		Params: map[string]any{"ip": "203.0.113.7", "user_agent": "Firefox"}}
+		Params: map[string]any{"ip": "203.0.113.7", "user_agent": "Firefox", "source_event": "01KB0000000000000000000001"}}
 	if err := f.runner.Handle(ctx, confirm); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,8 @@ func TestHandleEmitFailureIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.emitter.fail = errors.New("nats: no responders")
-	confirm := &event.Event{ID: "01KB0000000000000000000002", Action: "newsletter.confirm", Time: t0, UUID: "anna-7f3c"}
+	confirm := &event.Event{ID: "01KB0000000000000000000002", Action: "newsletter.confirm", Time: t0, UUID: "anna-7f3c",
+		Params: map[string]any{"source_event": "01KB0000000000000000000001"}}
 	var retry *RetryError
 	if err := f.runner.Handle(ctx, confirm); !errors.As(err, &retry) {
 		t.Fatalf("Handle = %v, want a RetryError", err)
