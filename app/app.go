@@ -112,9 +112,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	}
 
 	a.engine = engine.New(a.rules)
+	profiles := profile.NewKV(res.Profiles)
 	apply, err := runner.New(runner.Config{
 		Engine:    a.engine,
-		Store:     profile.NewKV(res.Profiles),
+		Store:     profiles,
 		Effectors: effectors,
 		Linker:    runner.SignedLinks(signer, a.baseURL),
 		DeadLetter: func(ctx context.Context, key string, effect []byte, reason error) error {
@@ -133,15 +134,19 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	metrics := ingest.NewMetrics(a.registry)
 	a.consumer = &ingest.Consumer{
 		Consumer: res.Consumer,
-		// Recover is innermost, so logging and metrics see a panic as the
-		// permanent error it becomes.
+		// Recover comes after logging and metrics, so they see a panic as
+		// the permanent error it becomes.
+		// LinkProof dead-letters link-only actions (newsletter.confirm, …)
+		// that no link page published. Replays do not run this chain.
 		Handle: ingest.Chain(apply.Handle, ingest.Log(logger), ingest.Instrument(metrics), ingest.Recover(logger),
-			ingest.SiteLists(sites, a.registry, logger)),
+			ingest.LinkProof(func(action string) bool { return a.engine.Rules().IsLinkAction(action) }, signer.VerifyProof),
+			ingest.SiteLists(sites, func(action string) bool { return a.engine.Rules().IsLinkAction(action) }, a.registry, logger)),
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason error) error {
 			return natsbus.DeadLetter(ctx, a.js, msg, reason, time.Now())
 		},
 		Workers:       cfg.Workers,
 		MaxDeliveries: cfg.MaxDeliveries,
+		Attempts:      ingest.NewAttempts(a.js),
 		AckWait:       natsbus.AckWait,
 		Metrics:       metrics,
 		Logger:        logger,
@@ -168,7 +173,23 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		// The demo shop sends its events as the first site.
 		mux.Handle("GET /demo", web.Demo(cfg.Sites[0].WriteKey))
 	}
-	mux.Handle("/l/", &links.Handler{Signer: signer, Publisher: natsbus.NewPublisher(a.js, natsbus.LinkSubject), Logger: logger, SiteName: cfg.HTTP.SiteName, TrustProxy: cfg.HTTP.TrustProxy})
+	mux.Handle("/l/", &links.Handler{Signer: signer, Publisher: natsbus.NewPublisher(a.js, natsbus.LinkSubject), Logger: logger, SiteName: cfg.HTTP.SiteName, TrustProxy: cfg.HTTP.TrustProxy,
+		// Withdrawal wins: a confirmation link confirms only the request
+		// the customer's profile still has open.
+		Check: links.ConfirmationCheck("newsletter.confirm", func(ctx context.Context, uuid string) (links.Request, error) {
+			res, err := profile.Resolve(ctx, profiles, uuid)
+			if errors.Is(err, profile.ErrNotFound) || err == nil && res.Record.Profile == nil {
+				return links.Request{}, nil
+			}
+			if err != nil {
+				return links.Request{}, err
+			}
+			attr := res.Record.Profile.Attributes
+			event, _ := attr[links.RequestEventAttribute].(string)
+			agreement, _ := attr[links.AgreementAttribute].(string)
+			return links.Request{Event: event, Agreement: agreement}, nil
+		}),
+	})
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))

@@ -50,9 +50,10 @@ type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, reason error) e
 // is handled, or kept as a dead letter.
 //
 // An event the handler fails with a permanent error (IsPermanent), an
-// event that failed on its MaxDeliveries-th delivery and a message that is
-// not a valid event are kept with DeadLetter, then terminated: they are
-// never delivered again. Every other failure is retried after Backoff.
+// event that failed on its MaxDeliveries-th delivery, an event whose
+// handling died MaxCrashes times (see Attempts) and a message that is not
+// a valid event are kept with DeadLetter, then terminated: they are never
+// delivered again. Every other failure is retried after Backoff.
 //
 // Every message pulled is reported in progress to the server until it is
 // settled, whether it is being handled or waits for its worker, so that a
@@ -78,6 +79,16 @@ type Consumer struct {
 	// server and include those on which the event went back to wait
 	// behind its customer's failed event.
 	MaxDeliveries int
+	// Attempts, if not nil, ends crash loops: it counts the attempts at
+	// handling an event that started and never finished because the
+	// process died or hung, and an event with MaxCrashes of them is kept
+	// as a dead letter, with the reason "poison: delivered N times without
+	// completing", before it is handled again. Retries and events sent
+	// back behind their customer do not count. See Attempts.
+	Attempts *Attempts
+	// MaxCrashes is how many attempts at handling an event may die before
+	// it is kept as a poison dead letter (default 3). Used with Attempts.
+	MaxCrashes int
 	// AckWait is the consumer's ack wait: messages pulled are reported in
 	// progress three times within it. Default: the consumer's own, as
 	// cached when it was looked up, or 30s.
@@ -114,6 +125,8 @@ type run struct {
 	deadLetterFn  DeadLetterFunc
 	backoff       func(n uint64) time.Duration
 	maxDeliveries uint64
+	attempts      *Attempts
+	maxCrashes    int
 	now           func() time.Time
 	log           *slog.Logger
 	metrics       *Metrics
@@ -144,6 +157,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		deadLetterFn:  c.DeadLetter,
 		backoff:       c.Backoff,
 		maxDeliveries: 100,
+		attempts:      c.Attempts,
+		maxCrashes:    3,
 		now:           c.Now,
 		log:           c.Logger,
 		metrics:       c.Metrics,
@@ -154,6 +169,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	if c.MaxDeliveries > 0 {
 		r.maxDeliveries = uint64(c.MaxDeliveries)
+	}
+	if c.MaxCrashes > 0 {
+		r.maxCrashes = c.MaxCrashes
+	}
+	if r.attempts != nil {
+		r.metrics.reasonUsed(reasonPoison)
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -306,6 +327,7 @@ type job struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	ev   *event.Event
+	att  attempt // the attempt at handling it; see Attempts
 }
 
 // decode reads the event in a message. An event without a time gets the
@@ -328,13 +350,28 @@ func decode(msg jetstream.Msg) (job, error) {
 	if err != nil {
 		return j, err
 	}
+	// Apps publish on NATS too and may set these headers: a depth or
+	// budget above what Herald itself ever sends is read as the most it
+	// sends (event.MaxEmitDepth, which is rules.MaxDepth, and
+	// event.DefaultEmitBudget), not trusted. See natsbus.BudgetHeader.
 	if d := msg.Headers().Get(DepthHeader); d != "" {
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
+		if (err != nil && !errors.Is(err, strconv.ErrRange)) || n < 0 {
 			return j, fmt.Errorf("header %s: %q is not a depth", DepthHeader, d)
 		}
-		ev.Depth = n
+		ev.Depth = min(n, event.MaxEmitDepth)
 	}
+	if b := msg.Headers().Get(natsbus.BudgetHeader); b != "" {
+		n, err := strconv.Atoi(b)
+		if (err != nil && !errors.Is(err, strconv.ErrRange)) || n < 0 {
+			return j, fmt.Errorf("header %s: %q is not an emit budget", natsbus.BudgetHeader, b)
+		}
+		ev.Budget = min(n, event.DefaultEmitBudget)
+	} else if ev.Depth == 0 {
+		ev.Budget = event.DefaultEmitBudget // a tracked event
+	}
+	// An emitted event without a budget (published before budgets) has
+	// nothing left to emit.
 	j.ev = ev
 	return j, nil
 }

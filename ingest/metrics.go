@@ -47,7 +47,9 @@ type Metrics struct {
 //   - herald_events_dead_lettered_total{reason}: messages kept as dead
 //     letters and terminated, by reason: "invalid" (not a valid event),
 //     "panic" (the handler panicked), "permanent" (the handler failed
-//     with a permanent error), "max_deliveries" (retries ran out);
+//     with a permanent error), "max_deliveries" (retries ran out),
+//     "poison" (delivered again and again without ever completing: the
+//     process died handling it);
 //   - herald_event_handle_seconds: how long the handler took (observed by
 //     the Instrument stage);
 //   - herald_event_latency_seconds: from the time the stream stored an
@@ -100,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Every reason is reported from the start, at 0, so that rates and
 	// alerts on it work before the first dead letter.
-	for _, r := range []string{reasonInvalid, reasonPanic, reasonPermanent, reasonMaxDeliveries} {
+	for _, r := range []string{reasonInvalid, reasonPanic, reasonPermanent, reasonMaxDeliveries, reasonPoison} {
 		m.deadLettered.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -16,7 +16,12 @@ import (
 // herald_events_refused_total{reason} ("denied": a deny pattern matched;
 // "not_allowed": no allow pattern did). Events without a site, or naming
 // a site Herald does not know, pass.
-func SiteLists(sites *site.Set, reg prometheus.Registerer, logger *slog.Logger) Middleware {
+//
+// The lists are for what a site sends. Events Herald makes itself carry
+// the site of the event that caused them and pass: emitted events (depth
+// above 0) and the events of signed links (isLinkAction reports those
+// actions; their proof is checked elsewhere).
+func SiteLists(sites *site.Set, isLinkAction func(action string) bool, reg prometheus.Registerer, logger *slog.Logger) Middleware {
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "herald", Subsystem: "events", Name: "refused_total",
 		Help: "Events consumed but not handled because their site's lists refuse their action, by reason.",
@@ -35,6 +40,9 @@ func SiteLists(sites *site.Set, reg prometheus.Registerer, logger *slog.Logger) 
 			return next
 		}
 		return func(ctx context.Context, ev *event.Event) error {
+			if ev.Depth > 0 || isLinkAction != nil && isLinkAction(ev.Action) {
+				return next(ctx, ev)
+			}
 			if s := sites.ByName(ev.Site); s != nil {
 				if ok, reason := s.Allows(ev.Action); !ok {
 					refused.WithLabelValues(reason).Inc()

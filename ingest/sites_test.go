@@ -22,19 +22,21 @@ func TestSiteLists(t *testing.T) {
 	h := ingest.Chain(func(_ context.Context, ev *event.Event) error {
 		handled = append(handled, ev.Action+"@"+ev.Site)
 		return nil
-	}, ingest.SiteLists(sites, reg, nil))
+	}, ingest.SiteLists(sites, func(a string) bool { return a == "newsletter.confirm" }, reg, nil))
 	for _, ev := range []*event.Event{
 		{Action: "page.visit", Site: "shop"},
 		{Action: "page.admin", Site: "shop"},
 		{Action: "cart.add", Site: "shop"},
-		{Action: "cart.add", Site: ""},      // no site: no lists
-		{Action: "cart.add", Site: "other"}, // a site Herald does not know
+		{Action: "cart.add", Site: ""},                            // no site: no lists
+		{Action: "cart.add", Site: "other"},                       // a site Herald does not know
+		{Action: "newsletter.confirm", Site: "shop"},              // a signed link's event
+		{Action: "newsletter.subscribed", Site: "shop", Depth: 1}, // emitted by a rule
 	} {
 		if err := h(context.Background(), ev); err != nil {
 			t.Fatalf("%s: %v", ev.Action, err)
 		}
 	}
-	if got := strings.Join(handled, " "); got != "page.visit@shop cart.add@ cart.add@other" {
+	if got := strings.Join(handled, " "); got != "page.visit@shop cart.add@ cart.add@other newsletter.confirm@shop newsletter.subscribed@shop" {
 		t.Fatalf("handled %s", got)
 	}
 	want := `

@@ -22,19 +22,23 @@ type blocked struct {
 }
 
 // handle handles one event and settles its message: ack on success, dead
-// letter on a permanent failure or the last delivery, nak with a backoff
-// on any other failure.
+// letter on a permanent failure, the last delivery or a crash loop (see
+// Attempts), nak with a backoff on any other failure.
 func (w *worker) handle(ctx context.Context, j job) {
 	r, meta, ev := w.r, j.meta, j.ev
 	seq := meta.Sequence.Stream
 	if b, ok := w.blocked[ev.UUID]; ok && b.seq != seq {
 		if wait := b.until.Sub(r.now()); wait > 0 && seq > b.seq {
-			r.sendBack(j, wait+time.Second)
+			r.sendBack(ctx, j, wait+time.Second)
 			return
 		}
 		// The failed event is overdue (it may have been handled by another
 		// engine): stop holding the customer's events for it.
 		delete(w.blocked, ev.UUID)
+	}
+	if err := r.begin(ctx, &j); err != nil {
+		w.giveUp(ctx, j, err, reasonPoison)
+		return
 	}
 	err := r.handle(ctx, ev)
 	switch {
@@ -53,7 +57,7 @@ func (w *worker) handle(ctx context.Context, j job) {
 		delay := r.backoff(meta.NumDelivered)
 		r.log.Info("retry event later", "event", ev.ID, "uuid", ev.UUID, "delivery", meta.NumDelivered, "delay", delay, "err", err)
 		w.block(j, delay)
-		r.retry(j, delay)
+		r.retry(ctx, j, delay)
 	}
 }
 
@@ -91,10 +95,12 @@ func (r *run) ack(ctx context.Context, j job) {
 		return
 	}
 	r.metrics.ackedOne(r.now().Sub(j.meta.Timestamp))
+	r.completed(ctx, j)
 }
 
 // retry sends a failed event back to be delivered again after delay.
-func (r *run) retry(j job, delay time.Duration) {
+func (r *run) retry(ctx context.Context, j job, delay time.Duration) {
+	r.unfinished(ctx, j)
 	r.inflight.done(j.msg)
 	if err := j.msg.NakWithDelay(delay); err != nil {
 		r.log.Error("nak event", "event", j.ev.ID, "err", err)
@@ -105,7 +111,8 @@ func (r *run) retry(j job, delay time.Duration) {
 
 // sendBack sends an event back to wait behind its customer's failed
 // event, without handling it.
-func (r *run) sendBack(j job, delay time.Duration) {
+func (r *run) sendBack(ctx context.Context, j job, delay time.Duration) {
+	r.unfinished(ctx, j)
 	r.inflight.done(j.msg)
 	if err := j.msg.NakWithDelay(delay); err != nil {
 		r.log.Error("nak event", "event", j.ev.ID, "err", err)
@@ -130,8 +137,9 @@ func (r *run) keepDead(ctx context.Context, j job, reason error, label string) b
 	if j.ev != nil {
 		attrs = append(attrs, "event", j.ev.ID, "uuid", j.ev.UUID)
 	}
-	if err := r.deadLetterFn(ctx, j.msg, reason); err != nil {
+	if err := r.deadLetterFn(ctx, deadLetterMsg(j), reason); err != nil {
 		delay := r.backoff(delivery)
+		r.unfinished(ctx, j)
 		r.log.Error("keep dead letter; trying again later", append(attrs, "delay", delay, "err", err)...)
 		if err := j.msg.NakWithDelay(delay); err != nil {
 			r.log.Error("nak event", append(attrs, "err", err)...)
@@ -147,6 +155,7 @@ func (r *run) keepDead(ctx context.Context, j job, reason error, label string) b
 		// a message once within the duplicate window.
 		r.log.Error("terminate dead letter", append(attrs, "err", err)...)
 	}
+	r.completed(ctx, j)
 	return true
 }
 

@@ -23,6 +23,17 @@ const (
 	HeaderOriginalStreamSeq = "Herald-Original-Stream-Seq"
 	// HeaderFailedAt is when processing gave up, in RFC 3339, UTC.
 	HeaderFailedAt = "Herald-Failed-At"
+	// HeaderOriginalStream is the stream the message was in.
+	HeaderOriginalStream = "Herald-Original-Stream"
+	// HeaderOriginalTime is when that stream stored the message, in RFC
+	// 3339 with nanoseconds, UTC: the time of receipt of an event without
+	// a time of its own.
+	HeaderOriginalTime = "Herald-Original-Time"
+	// HeaderEventID is the id the consumer read the message's event with:
+	// the event's own, or the one it derived for an event without one. It
+	// is set by the consumer (ingest), on valid events only, so that a
+	// retried event keeps the id everything it caused is keyed by.
+	HeaderEventID = "Herald-Event-Id"
 )
 
 // MaxReasonLen is the most bytes of HeaderReason.
@@ -32,7 +43,8 @@ const MaxReasonLen = 1024
 // the reason. The copy goes to herald.dead.<the original subject after
 // "herald.events.">, carries the original body unchanged, the original
 // headers except the server-interpreted Nats-* ones, and HeaderReason,
-// HeaderOriginalSubject, HeaderOriginalStreamSeq and HeaderFailedAt (now).
+// HeaderOriginalSubject, HeaderOriginalStream, HeaderOriginalStreamSeq,
+// HeaderOriginalTime and HeaderFailedAt (now).
 // Its Nats-Msg-Id is "dead-<stream sequence>", so copying the same message
 // again within DuplicateWindow stores it once.
 //
@@ -54,7 +66,9 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 	}
 	out.Header.Set(HeaderReason, reasonLine(reason))
 	out.Header.Set(HeaderOriginalSubject, msg.Subject())
+	out.Header.Set(HeaderOriginalStream, meta.Stream)
 	out.Header.Set(HeaderOriginalStreamSeq, seq)
+	out.Header.Set(HeaderOriginalTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))
 	out.Header.Set(HeaderFailedAt, now.UTC().Format(time.RFC3339))
 	out.Data = msg.Data()
 	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID("dead-"+seq)); err != nil {

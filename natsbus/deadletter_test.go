@@ -27,6 +27,10 @@ func TestDeadLetterCopiesBodyAndHeaders(t *testing.T) {
 		t.Fatalf("publish: %v", err)
 	}
 	msg := fetchOne(t, res.Consumer)
+	meta, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	reason := errors.New("decode event:\nunknown field \"bad\"\r\n\tat line 3")
 	failedAt := time.Date(2026, 11, 28, 11, 0, 0, 0, time.FixedZone("CET", 3600))
@@ -51,7 +55,9 @@ func TestDeadLetterCopiesBodyAndHeaders(t *testing.T) {
 		"Trace-Id":                   {"abc123"},
 		"Herald-Reason":              {`decode event: unknown field "bad"   at line 3`},
 		"Herald-Original-Subject":    {"herald.events.web.shop"},
+		"Herald-Original-Stream":     {"HERALD_EVENTS"},
 		"Herald-Original-Stream-Seq": {"1"},
+		"Herald-Original-Time":       {meta.Timestamp.UTC().Format(time.RFC3339Nano)},
 		"Herald-Failed-At":           {"2026-11-28T10:00:00Z"},
 		"Nats-Msg-Id":                {"dead-1"},
 	}

@@ -38,6 +38,7 @@ func commands() []command {
 		{"replay", "run rules over a recorded JSONL event stream, recording effects", (*cli).replay},
 		{"publish", "send JSONL events to Herald through NATS", (*cli).publish},
 		{"profile", "show a customer's profile and recent activity", (*cli).profile},
+		{"dead", "list, show, retry and purge dead letters", (*cli).dead},
 		{"version", "print the version", (*cli).version},
 	}
 }

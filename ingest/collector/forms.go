@@ -262,8 +262,8 @@ func (f *formParser) attributes(raw json.RawMessage, mapping map[string]string) 
 			f.addf("attributes[%d]: %s is reserved for the form itself", i, strconv.Quote(a))
 		case profile.IsStandardField(a):
 			f.addf("attributes[%d]: %s is a standard profile field, not a custom attribute; map it (mapping.%s) or send it under its own name", i, strconv.Quote(a), a)
-		case mapping[a] != "":
-			f.addf("attributes[%d]: %s is mapped as a standard field too (mapping.%s); take it one way", i, strconv.Quote(a), a)
+		case mappedField(mapping, a) != "":
+			f.addf("attributes[%d]: %s is mapped as a standard field too (mapping.%s); take it one way", i, strconv.Quote(a), mappedField(mapping, a))
 		case !slices.Contains(attrs, a):
 			attrs = append(attrs, a)
 		}
@@ -473,4 +473,15 @@ func name(key string) string {
 		}
 	}
 	return key
+}
+
+// mappedField returns the standard field that mapping maps the data field
+// to, or "".
+func mappedField(mapping map[string]string, dataField string) string {
+	for std, field := range mapping {
+		if field == dataField {
+			return std
+		}
+	}
+	return ""
 }

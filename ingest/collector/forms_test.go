@@ -102,6 +102,7 @@ func TestFormInvalid(t *testing.T) {
 		{"form type not a string", `{"formType":["a"],"uuid":"u","data":{}}`, []string{"formType: must be a string"}},
 		{"form type too long", `{"formType":"` + strings.Repeat("a", 65) + `","uuid":"u","data":{}}`, []string{"formType:"}},
 		{"unknown mapping", `{` + ok + `,"data":{},"mapping":{"nickname":"nick"}}`, []string{"mapping.nickname: not a standard field", "email, firstname, lastname, phone, city, company, address, zipCode, countryCode, birthDate"}},
+		{"mapped field as an attribute", `{` + ok + `,"data":{"mail":"a@b.c"},"mapping":{"email":"mail"},"attributes":["mail"]}`, []string{`attributes[0]: "mail" is mapped as a standard field too (mapping.email)`}},
 		{"standard field as an attribute", `{` + ok + `,"data":{"company":"ACME"},"attributes":["company"]}`, []string{`attributes[0]: "company" is a standard profile field`, "mapping.company"}},
 		{"mapping value", `{` + ok + `,"data":{},"mapping":{"email":3}}`, []string{"mapping.email: must name a data field"}},
 		{"mapping not an object", `{` + ok + `,"data":{},"mapping":["email"]}`, []string{"mapping: must be an object"}},
