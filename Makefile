@@ -47,6 +47,7 @@ FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 fuzz:
 	$(FUZZ) -fuzz '^FuzzDecode$$' ./event
 	$(FUZZ) -fuzz '^FuzzParse$$' ./rules
+	$(FUZZ) -fuzz '^FuzzTemplate$$' ./rules
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./links
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./actions/webhook
 	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
