@@ -32,9 +32,7 @@ func FuzzTemplate(f *testing.F) {
 		f.Fatal(err)
 	}
 	p := profile.New("c-1", time.Unix(0, 0))
-	for _, tag := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		p.Tags = append(p.Tags, tag)
-	}
+	p.Tags = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	ev := &event.Event{ID: "e-1", Action: "a.b", UUID: "c-1", Params: map[string]any{"name": "Ann", "x": "yz"}}
 	data := &TemplateData{Event: ev, Profile: p, Params: ev.Params, Links: map[string]string{"confirm": "https://x.invalid/l/t"}}
 	f.Fuzz(func(t *testing.T, src string) {
