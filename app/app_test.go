@@ -63,20 +63,8 @@ func testConfig(t *testing.T, rulesDir string, smtp *smtptest.Server) *config.Co
 func startHeraldWith(t *testing.T, cfg *config.Config, smtp *smtptest.Server) *herald {
 	t.Helper()
 	s := apptest.Start(t, cfg)
-	nc, err := nats.Connect(s.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(context.Background(), natsbus.ProfileBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &herald{t: t, srv: s, smtp: smtp, nc: nc, js: js, kv: profile.NewKV(kv)}
+	c := apptest.Connect(t, s)
+	return &herald{t: t, srv: s, smtp: smtp, nc: c.Conn, js: c.JS, kv: c.Profiles}
 }
 
 func (h *herald) publish(subject, data string) {

@@ -23,7 +23,6 @@ import (
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -129,20 +128,8 @@ func startShop(t *testing.T) *shop {
 	cfg.HTTP.BaseURL = "http://" + addr
 	cfg.Sites = []config.Site{{Name: "demo", WriteKey: "demo-write-key", Origins: []string{"http://" + addr}}}
 	a := apptest.Start(t, cfg)
-	nc, err := nats.Connect(a.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(context.Background(), natsbus.ProfileBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &shop{t: t, app: a, base: "http://" + addr, outbox: cfg.Email.Outbox, js: js, kv: profile.NewKV(kv)}
+	c := apptest.Connect(t, a)
+	return &shop{t: t, app: a, base: "http://" + addr, outbox: cfg.Email.Outbox, js: c.JS, kv: c.Profiles}
 }
 
 func (s *shop) profile(uuid string) *profile.Profile {

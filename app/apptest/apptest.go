@@ -12,6 +12,10 @@ import (
 
 	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/config"
+	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/profile"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Config is serve's default configuration made fit for a test: its own
@@ -58,4 +62,31 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// Client is a NATS client of a running Herald, as an app or a tool would
+// be: its connection, JetStream, and the profile store.
+type Client struct {
+	Conn     *nats.Conn
+	JS       jetstream.JetStream
+	Profiles *profile.KV
+}
+
+// Connect connects to a's NATS server until the test ends.
+func Connect(t testing.TB, a *app.App) *Client {
+	t.Helper()
+	nc, err := nats.Connect(a.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), natsbus.ProfileBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Client{Conn: nc, JS: js, Profiles: profile.NewKV(kv)}
 }

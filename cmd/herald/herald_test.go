@@ -6,10 +6,7 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/app/apptest"
-	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // herald is a running Herald (the app herald serve runs) for the tests of
@@ -22,20 +19,7 @@ type herald struct {
 func startHerald(t *testing.T, rulesDir string) *herald {
 	t.Helper()
 	a := apptest.Start(t, apptest.Config(t, rulesDir))
-	nc, err := nats.Connect(a.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(context.Background(), natsbus.ProfileBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &herald{natsURL: a.NATSURL(), kv: profile.NewKV(kv)}
+	return &herald{natsURL: a.NATSURL(), kv: apptest.Connect(t, a).Profiles}
 }
 
 func (h *herald) attribute(uuid, name string) any {
