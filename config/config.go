@@ -454,10 +454,12 @@ func (c *Config) SMTPURL() string {
 
 var (
 	lineRE         = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 )
 
-// yamlError rewrites yaml.v3's errors as path:line: message, one a line.
+// yamlError rewrites yaml.v3's errors as path:line: message, one a line;
+// an unknown field's message names its section, suggests the closest
+// known field and lists them all.
 func yamlError(path string, err error) error {
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
@@ -473,7 +475,7 @@ func yamlError(path string, err error) error {
 		}
 		text := m[2]
 		if f := unknownFieldRE.FindStringSubmatch(text); f != nil {
-			text = fmt.Sprintf("unknown field %q", f[1])
+			text = unknownField(f[1], f[2])
 		}
 		errs = append(errs, fmt.Errorf("%s:%s: %s", path, m[1], text))
 	}

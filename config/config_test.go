@@ -88,7 +88,7 @@ log: {level: loud}
 func TestUnknownFieldNamesTheLine(t *testing.T) {
 	path := write(t, "http:\n  listne: 1.2.3.4:80\n")
 	_, err := Load(path)
-	if err == nil || err.Error() != path+`:2: unknown field "listne"` {
+	if err == nil || err.Error() != path+`:2: unknown field "listne" in http (did you mean "listen"?); known fields: listen, base_url, site_name, trust_proxy` {
 		t.Fatalf("error = %v", err)
 	}
 }

@@ -94,13 +94,35 @@ func (c *cli) flags(name, args, about string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags; it returns an exit code and false when the command
-// should stop (help asked for, or bad flags).
+// parse parses flags given before, after or between the arguments
+// (herald profile UUID --config FILE); -- ends the flags, and what follows
+// it is arguments. fs.Args() then holds the arguments, in order. parse
+// returns an exit code and false when the command should stop (help asked
+// for, or bad flags).
 func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
 		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// Parse stops at the first argument, or just after a "--" it
+		// consumed: then everything left is arguments.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parse once more so that fs.Args() returns the arguments.
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return exitUsage, false
 	}
 	return 0, true

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -26,9 +28,12 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 func (c *cli) replay(args []string) int {
 	fl := c.flags("replay", "--rules DIR --events FILE.jsonl [flags]", `Run every event of a recorded JSONL stream, in order, through the rules, with
 an in-memory profile store. The clock is each event's time; events the rules
-emit are fed back in. Effects are recorded and printed, never performed: no
-email is sent, nothing is published. Invalid lines are reported with their
-line number and reason, and the replay goes on.
+emit are fed back in. An event without a time takes the clock: the previous
+event's time or, before any event with a time, --start (default: the time of
+the first event in the file that has one; the current time when reading
+standard input or when no event has a time). Effects are recorded and
+printed, never performed: no email is sent, nothing is published. Invalid
+lines are reported with their line number and reason, and the replay goes on.
 
 Exits 1 when any line was invalid, any rule failed or any effect failed as
 it would in herald serve (kept as a dead letter), 0 otherwise.`)
@@ -38,7 +43,7 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
-	start := fl.String("start", "1970-01-01T00:00:00Z", "clock for events that have no time before any that has one (RFC 3339)")
+	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -56,9 +61,13 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	case *format != "text" && *format != "json":
 		return usage("--format %q: use text or json", *format)
 	}
-	clock, err := time.Parse(time.RFC3339Nano, *start)
-	if err != nil {
-		return usage("--start %q is not an RFC 3339 time", *start)
+	var clock time.Time
+	if *start != "" {
+		t, err := time.Parse(time.RFC3339Nano, *start)
+		if err != nil {
+			return usage("--start %q is not an RFC 3339 time", *start)
+		}
+		clock = t
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
@@ -84,6 +93,14 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		}
 		defer f.Close()
 		in = f
+		if clock.IsZero() {
+			if clock, err = firstTime(f); err != nil {
+				return usage("%v", err)
+			}
+		}
+	}
+	if clock.IsZero() {
+		clock = time.Now().UTC()
 	}
 	var kinds []string
 	for _, k := range app.Kinds(cfg) {
@@ -109,6 +126,39 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// firstTime returns the time of the first valid event in f that has one,
+// or the zero time when none has, and rewinds f. It reads nothing from a
+// file that is not a regular file (a pipe cannot be read twice).
+func firstTime(f *os.File) (time.Time, error) {
+	var first time.Time
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return first, nil
+	}
+	errFound := errors.New("found")
+	err := ingest.ReadJSONL(f, func(_ int, data []byte, err error) error {
+		if err != nil {
+			return nil // reported by the replay itself
+		}
+		timed := true
+		dec := event.Decoder{
+			Now:   func() time.Time { timed = false; return time.Time{} },
+			NewID: func(time.Time) string { return "-" },
+		}
+		if ev, err := dec.Decode(data); err == nil && timed {
+			first = ev.Time
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return time.Time{}, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return time.Time{}, err
+	}
+	return first, nil
 }
 
 // loadProfiles reads initial profiles, one JSON object a line.
