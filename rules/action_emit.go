@@ -25,6 +25,7 @@ func (f *fileLoader) emitAction(n *yaml.Node) Action {
 			f.errorf(v, "emit action %q is not of the form context.activity (letters, digits, _ or -, parts joined by dots), at most %d characters", s, event.MaxActionLen)
 		}
 		a.Action = s
+		f.emits = append(f.emits, emitSite{action: s, err: Error{File: f.file, Line: v.Line, Col: v.Column, Rule: f.rule}})
 	}
 	if v, ok := fields["label"]; ok {
 		a.Label = f.value(v, "emit label")

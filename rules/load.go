@@ -109,6 +109,7 @@ type loader struct {
 	defaultTo *Value
 	kinds     map[string]Kind
 	kindNames []string
+	emits     []emitSite
 }
 
 type templateResult struct {
@@ -140,12 +141,32 @@ func newLoader(ld Loader) (*loader, error) {
 	return l, nil
 }
 
+// emitSite is where a rule emits an action, for checks that need the
+// whole set.
+type emitSite struct {
+	action string
+	err    Error // the position, to report a problem at
+}
+
 func (l *loader) finish() (*Set, error) {
-	if len(l.errs) > 0 {
-		l.errs.sort()
-		return nil, l.errs
+	if len(l.errs) == 0 {
+		set := newSet(l.rules)
+		// Only signed links may publish link-only actions: the consumer
+		// dead-letters such an event without a link's proof, so a rule
+		// emitting one would never take effect.
+		for _, e := range l.emits {
+			if set.IsLinkAction(e.action) {
+				err := e.err
+				err.Msg = fmt.Sprintf("emit %s: only signed links may publish this action (Herald refuses it without a link's proof); emit another action and let a rule react to it", e.action)
+				l.errs = append(l.errs, &err)
+			}
+		}
+		if len(l.errs) == 0 {
+			return set, nil
+		}
 	}
-	return newSet(l.rules), nil
+	l.errs.sort()
+	return nil, l.errs
 }
 
 func (l *loader) template(dir, name string) (*Template, error) {

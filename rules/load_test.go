@@ -151,3 +151,16 @@ func TestParseStructure(t *testing.T) {
 		t.Errorf("disabled-rule = %+v", d)
 	}
 }
+
+// A rule cannot emit an action only signed links may publish: the
+// consumer would dead-letter it for want of a link's proof.
+func TestEmitOfALinkOnlyActionFailsToLoad(t *testing.T) {
+	_, err := Parse("r.yaml", []byte("rules:\n  - name: r\n    on: a.b\n    do:\n      - emit: newsletter.unsubscribe\n"))
+	want := `r.yaml:5:15: rule "r": emit newsletter.unsubscribe: only signed links may publish this action`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Parse = %v, want %s", err, want)
+	}
+	if _, err := Parse("r.yaml", []byte("rules:\n  - name: r\n    on: a.b\n    do:\n      - emit: newsletter.unsubscribed\n")); err != nil {
+		t.Fatalf("an ordinary action: %v", err)
+	}
+}
