@@ -73,7 +73,7 @@ func (d *Decoder) Decode(data []byte) (*Event, error) {
 		if c == 0 || !json.Valid(data) {
 			return nil, syntaxError(data)
 		}
-		return nil, invalid("event", "must be a JSON object, not "+kind(c))
+		return nil, invalid("event", "must be a JSON object, not "+JSONKind(c))
 	}
 	e := new(Event)
 	if !p.object(e) {
@@ -247,7 +247,7 @@ func (p *decoder) text(dst *string, f uint8) bool {
 		return p.literal()
 	default:
 		p.bad |= f
-		p.addf(name(f), "must be a string, not %s", kind(c))
+		p.addf(name(f), "must be a string, not %s", JSONKind(c))
 		return p.skip(1)
 	}
 }
@@ -291,7 +291,7 @@ func (p *decoder) time(e *Event) bool {
 		return true
 	default:
 		p.bad |= fieldTime
-		p.addf("time", "must be an RFC 3339 string or Unix milliseconds, not %s", kind(c))
+		p.addf("time", "must be an RFC 3339 string or Unix milliseconds, not %s", JSONKind(c))
 		return p.skip(1)
 	}
 }
@@ -323,7 +323,7 @@ func (p *decoder) params(e *Event) bool {
 		}
 	default:
 		p.bad |= fieldParams
-		p.addf("params", "must be an object, not %s", kind(c))
+		p.addf("params", "must be an object, not %s", JSONKind(c))
 		return p.skip(1)
 	}
 }

@@ -128,9 +128,9 @@ func fieldName(key string) string {
 	return key
 }
 
-// kind names the JSON type of a value by its first byte, with an article,
-// for messages like "must be a string, not a number".
-func kind(c byte) string {
+// JSONKind names the JSON type of a value by its first byte, with an
+// article, for messages like "must be a string, not a number".
+func JSONKind(c byte) string {
 	switch c {
 	case '"':
 		return "a string"

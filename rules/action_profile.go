@@ -25,10 +25,6 @@ func (f *fileLoader) attributeName(k *yaml.Node, action string) bool {
 	return false
 }
 
-// ValidAttribute reports whether s can name a custom attribute
-// (profile.ValidAttribute).
-func ValidAttribute(s string) bool { return profile.ValidAttribute(s) }
-
 func validAttribute(s string) bool { return profile.ValidAttribute(s) }
 
 func (f *fileLoader) setAction(n *yaml.Node) Action {

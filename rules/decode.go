@@ -177,13 +177,13 @@ func (f *fileLoader) actions(n *yaml.Node) []Action {
 	for _, item := range n.Content {
 		item = resolve(item)
 		if item.Kind != yaml.MappingNode || len(item.Content) != 2 {
-			f.errorf(item, "each entry of do is one action, such as - tag: newsletter; one of %s", kindList(f.kindNames))
+			f.errorf(item, "each entry of do is one action, such as - tag: newsletter; one of %s", strings.Join(f.kindNames, ", "))
 			continue
 		}
 		k, v := item.Content[0], resolve(item.Content[1])
 		kind, ok := f.kinds[k.Value]
 		if !ok {
-			f.errorf(k, "unknown action %q%s; actions are %s", k.Value, suggest(k.Value, f.kindNames), kindList(f.kindNames))
+			f.errorf(k, "unknown action %q%s; actions are %s", k.Value, suggest(k.Value, f.kindNames), strings.Join(f.kindNames, ", "))
 			continue
 		}
 		if a := f.decodeAction(kind, v); a != nil {

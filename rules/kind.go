@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -123,6 +122,3 @@ func (d *Decoder) Template(name string) (*Template, error) { return d.f.template
 
 // Rule is the name of the rule being decoded ("" when it has none yet).
 func (d *Decoder) Rule() string { return d.f.rule }
-
-// kindList is "a, b and c" for messages.
-func kindList(names []string) string { return strings.Join(names, ", ") }
