@@ -311,6 +311,21 @@ func selectDead(ctx context.Context, dl *natsbus.DeadLetters, ids []uint64, all 
 	return picked, errs, nil
 }
 
+// pickDead selects the dead letters retry or purge act on (selectDead),
+// reporting on stderr those it could not read, which it counts as failed.
+// ok is false when reading failed altogether.
+func (c *cli) pickDead(ctx context.Context, cmd string, dl *natsbus.DeadLetters, ids []uint64, all bool, re *regexp.Regexp) (picked []*natsbus.Dead, failed int, ok bool) {
+	picked, errs, err := selectDead(ctx, dl, ids, all, re)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
+		return nil, 0, false
+	}
+	for _, err := range errs {
+		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
+	}
+	return picked, len(errs), true
+}
+
 func (c *cli) deadRetry(args []string) int {
 	fl := c.flags("dead retry", "[flags] --all | ID...", `Publish the events of dead letters again, on the subjects they were first
 published to, then delete the dead letters. Each event keeps its id, so the
@@ -342,15 +357,11 @@ cannot be retried as events: --all leaves them out, and naming one fails.`)
 	defer closeNATS()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	picked, errs, err := selectDead(ctx, dl, ids, *all, re)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "herald dead retry: %v\n", err)
+	picked, failed, ok := c.pickDead(ctx, "dead retry", dl, ids, *all, re)
+	if !ok {
 		return exitFailed
 	}
-	for _, err := range errs {
-		fmt.Fprintf(c.stderr, "herald dead retry: %v\n", err)
-	}
-	failed, effects, retried := len(errs), 0, 0
+	effects, retried := 0, 0
 	for _, d := range picked {
 		if d.IsEffect() {
 			if *all {
@@ -407,15 +418,10 @@ those whose reason matches. Asks first, on standard input, unless --yes.`)
 	defer closeNATS()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	picked, errs, err := selectDead(ctx, dl, ids, len(ids) == 0, re)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "herald dead purge: %v\n", err)
+	picked, failed, ok := c.pickDead(ctx, "dead purge", dl, ids, len(ids) == 0, re)
+	if !ok {
 		return exitFailed
 	}
-	for _, err := range errs {
-		fmt.Fprintf(c.stderr, "herald dead purge: %v\n", err)
-	}
-	failed := len(errs)
 	if len(picked) > 0 && !*yes {
 		fmt.Fprintf(c.stdout, "Delete %d dead letters for good? [y/N] ", len(picked))
 		answer, _ := bufio.NewReader(c.stdin).ReadString('\n')
