@@ -18,6 +18,7 @@ type Metrics struct {
 	perform     *prometheus.HistogramVec
 	merges      prometheus.Counter
 	taken       prometheus.Counter
+	cleared     prometheus.Counter
 }
 
 // NewMetrics registers the applier's metrics with reg.
@@ -58,7 +59,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "herald", Subsystem: "profile", Name: "email_taken_total",
 		Help: "Known customers given an email another known customer owns (not merged).",
 	})
-	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken)
+	m.cleared = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "outbox", Name: "clears_total",
+		Help: "Records written only to drop performed effects from their outbox (by Flush, for customers who went quiet).",
+	})
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared)
 	return m
 }
 
@@ -105,5 +110,11 @@ func (m *Metrics) merged() {
 func (m *Metrics) emailTaken() {
 	if m != nil {
 		m.taken.Inc()
+	}
+}
+
+func (m *Metrics) flushed() {
+	if m != nil {
+		m.cleared.Inc()
 	}
 }

@@ -53,6 +53,12 @@ type Config struct {
 	Observe func(*Applied)
 	// Metrics, when set, counts rule evaluations and effects.
 	Metrics *Metrics
+	// LazyClear leaves performed effects listed in the stored record until
+	// the customer's next write or Flush drops them, saving a durable
+	// write per event that has effects; whoever sets it calls Flush every
+	// so often and once after the last event. Without it, the effects an
+	// event performed are cleared by one more write right away.
+	LazyClear bool
 	// Now is the clock; Logger receives rule errors and dropped effects.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -69,7 +75,8 @@ type Applied struct {
 // Runner applies events. It is safe for concurrent use, provided events of
 // one customer are handled one at a time, in order.
 type Runner struct {
-	cfg Config
+	cfg  Config
+	done *performedSet
 }
 
 // New returns an applier.
@@ -83,7 +90,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{cfg: cfg}, nil
+	return &Runner{cfg: cfg, done: newPerformed()}, nil
 }
 
 // RetryError is a failure worth retrying later (SMTP or NATS down): the
@@ -116,6 +123,13 @@ func storeError(err error) error {
 // maxConflicts bounds the compare-and-set retries of one write.
 const maxConflicts = 16
 
+// Wants reports whether Handle has anything to do with ev: a rule wants
+// its action, or it gives an email that may make its customer known.
+// Handle returns at once for any other event, without reading the store.
+func (r *Runner) Wants(ev *event.Event) bool {
+	return r.cfg.Engine.Wants(ev.Action) || identifyingEmail(ev) != ""
+}
+
 // Handle applies ev: it evaluates the rules against the customer's stored
 // profile and, in one compare-and-set, stores the changed profile, the
 // event's id and the rendered effects; then it performs the effects. An
@@ -134,7 +148,7 @@ const maxConflicts = 16
 // see merge.go.
 func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 	identifies := identifyingEmail(ev)
-	if !r.cfg.Engine.Wants(ev.Action) && identifies == "" {
+	if identifies == "" && !r.cfg.Engine.Wants(ev.Action) {
 		return nil // no rule: no profile read, nothing to do
 	}
 	var claims []claimed
@@ -144,9 +158,10 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			return err
 		}
 		uuid, rec, rev := cur.UUID, cur.Record, cur.Rev
+		cleared := r.done.strip(rec)
 		if rec.HasApplied(ev.ID) {
 			r.releaseClaims(ctx, claims, uuid, rec.Profile)
-			return r.perform(ctx, uuid, rec, rev)
+			return r.perform(ctx, uuid, rec, rev, len(cleared) > 0)
 		}
 		if identifies != "" && anonymous(rec.Profile) {
 			owner, err := r.owner(ctx, identifies)
@@ -242,11 +257,12 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			}
 			return err
 		}
+		r.done.settle(uuid, cleared)
 		r.releaseClaims(ctx, claims, uuid, rec.Profile)
 		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", uuid,
 			"rules", len(plan.Fired), "changes", len(changes), "effects", len(entries))
 		r.observe(applied)
-		return r.perform(ctx, uuid, rec, rev)
+		return r.perform(ctx, uuid, rec, rev, false)
 	}
 	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", ev.UUID, maxConflicts)}
 }
@@ -319,46 +335,54 @@ func renderOne(e rules.Effect, rc *rules.RenderContext) (data any, raw []byte, e
 	return data, raw, nil
 }
 
-// perform carries out the effects in the customer's outbox, oldest first,
-// removing each once done. Effects of other events (left by an earlier
-// failure) are performed too, so nothing stays behind. A retryable failure
-// stops it with a *RetryError; a permanent one is kept as a dead letter and
-// the effect dropped, since retrying would fail the same way.
-func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64) error {
-	for len(rec.Outbox) > 0 {
-		e, err := decodeEntry(rec.Outbox[0])
+// perform carries out the effects in the customer's outbox, oldest first.
+// Effects of other events (left by an earlier failure) are performed too,
+// so nothing stays behind. Each effect done is remembered as performed,
+// not cleared from the stored record: the customer's next write or Flush
+// drops it (see performed). A retryable failure stops it with a
+// *RetryError; a permanent one is kept as a dead letter and the effect
+// dropped, since retrying would fail the same way.
+//
+// stale says the stored record (at rev) lists performed entries that rec
+// no longer does.
+func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64, stale bool) error {
+	for _, raw := range rec.Outbox {
+		e, err := decodeEntry(raw)
+		var key string
 		if err != nil {
-			if err := r.failed(ctx, "", "", rec.Outbox[0], fmt.Errorf("decode effect: %w", err)); err != nil {
+			key = entryKey(raw)
+			if err := r.failed(ctx, "", "", raw, fmt.Errorf("decode effect: %w", err)); err != nil {
 				return err
 			}
-		} else if retry, err := r.do(ctx, e); err != nil {
-			if retry {
-				return &RetryError{Err: fmt.Errorf("perform %s: %w", e.Key, err)}
-			}
-			if err := r.failed(ctx, e.Kind, e.Key, rec.Outbox[0], err); err != nil {
-				return err
+		} else {
+			key = e.Key
+			if retry, err := r.do(ctx, e); err != nil {
+				if retry {
+					return &RetryError{Err: fmt.Errorf("perform %s: %w", e.Key, err)}
+				}
+				if err := r.failed(ctx, e.Kind, e.Key, raw, err); err != nil {
+					return err
+				}
 			}
 		}
-		rec.Outbox = rec.Outbox[1:]
-		if len(rec.Outbox) == 0 {
-			rec.Outbox = nil
-		}
-		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
-		if errors.Is(err, profile.ErrConflict) {
-			// Someone else wrote the record meanwhile: read it again,
-			// following the customer if they were merged into another
-			// (whose record took the outbox in). The effect just performed
-			// may still be listed and be performed twice, which its
-			// idempotency key absorbs.
-			cur, err := r.load(ctx, uuid)
-			if err != nil {
-				return err
-			}
-			uuid, rec, rev = cur.UUID, cur.Record, cur.Rev
-		} else if err != nil {
-			return storeError(fmt.Errorf("store profile %s: %w", uuid, err))
-		}
+		r.done.done(uuid, key, time.Now())
 	}
+	if r.cfg.LazyClear || len(rec.Outbox) == 0 && !stale {
+		return nil
+	}
+	cleared := r.done.strip(rec)
+	_, err := r.cfg.Store.Put(ctx, uuid, rec, rev)
+	if errors.Is(err, profile.ErrConflict) {
+		// Someone else wrote the record meanwhile, perhaps merging the
+		// customer into another: clear it as Flush would.
+		err = r.clear(ctx, uuid)
+	} else if err != nil {
+		err = storeError(fmt.Errorf("store profile %s: %w", uuid, err))
+	}
+	if err != nil {
+		return err
+	}
+	r.done.settle(uuid, cleared)
 	return nil
 }
 
