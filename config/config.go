@@ -66,6 +66,12 @@ type Config struct {
 	Sites     []Site    `yaml:"sites"`
 	Collector Collector `yaml:"collector"`
 	Workers   int       `yaml:"workers"`
+	// Acks says how events handled are acknowledged: "async" (the
+	// default) sends the ack and goes on; "sync" waits for the server to
+	// confirm it. Either way an event is acked only once its profile
+	// changes are stored and its effects performed; see
+	// docs/reliability.md.
+	Acks string `yaml:"acks"`
 	// MaxDeliveries is how often an event whose handling fails for a
 	// reason worth retrying is delivered before it is kept as a dead
 	// letter. Default 100: with retries at most 5 minutes apart, about
@@ -75,6 +81,12 @@ type Config struct {
 
 	baseURLDefaulted bool
 }
+
+// The ways events handled are acknowledged; see Config.Acks.
+const (
+	AcksAsync = "async"
+	AcksSync  = "sync"
+)
 
 // Webhook configures the webhook action.
 type Webhook struct {
@@ -283,6 +295,9 @@ func (c *Config) applyDefaults() {
 	if c.Workers == 0 {
 		c.Workers = 4
 	}
+	if c.Acks == "" {
+		c.Acks = AcksAsync
+	}
 	if c.MaxDeliveries == 0 {
 		c.MaxDeliveries = 100
 	}
@@ -371,6 +386,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers", "%d: use 1 to 256", c.Workers)
+	}
+	if c.Acks != AcksAsync && c.Acks != AcksSync {
+		bad("acks", "%q: use %q or %q", c.Acks, AcksAsync, AcksSync)
 	}
 	if c.MaxDeliveries < 1 {
 		bad("max_deliveries", "%d: use 1 or more", c.MaxDeliveries)

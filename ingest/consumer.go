@@ -67,9 +67,24 @@ type Consumer struct {
 	Handle HandlerFunc
 	// DeadLetter keeps what cannot be processed. Required.
 	DeadLetter DeadLetterFunc
-	// Workers is how many events are handled at once (default 4). Up to 4
-	// events per worker are pulled ahead.
+	// Workers is how many events are handled at once (default 4).
 	Workers int
+	// Wants, if not nil, tells the events Handle has something to do
+	// with. An event it does not want is settled as soon as it is pulled,
+	// acked without waiting for the server's confirmation and without
+	// taking a worker: no rule wants a page view, and a busy site sends
+	// mostly those. Wants must be cheap and must not block.
+	Wants func(ev *event.Event) bool
+	// MaxPending bounds the events pulled and not yet settled, waiting for
+	// a worker or being handled (default 1024, at least 4 per worker).
+	// Events are pulled in batches of up to the room left.
+	MaxPending int
+	// AckSync makes every ack of a handled event wait for the server to
+	// confirm it. Without it, acks are sent and not waited for: an ack
+	// lost on the way only makes the event come back, which the handler
+	// recognises (every effect is keyed), so the wait buys nothing but
+	// latency. See docs/reliability.md.
+	AckSync bool
 	// Backoff gives the redelivery delay after the n-th failed delivery
 	// (n from 1); default doubles from 1s to at most 5 minutes.
 	Backoff func(n uint64) time.Duration
@@ -131,6 +146,8 @@ type run struct {
 	log           *slog.Logger
 	metrics       *Metrics
 	inflight      *inflight
+	wants         func(ev *event.Event) bool
+	ackSync       bool
 }
 
 // Run pulls and handles events until ctx ends, then stops pulling, lets
@@ -162,7 +179,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		now:           c.Now,
 		log:           c.Logger,
 		metrics:       c.Metrics,
-		inflight:      newInflight(4 * workers),
+		inflight:      newInflight(max(c.MaxPending, 4*workers)),
+		wants:         c.Wants,
+		ackSync:       c.AckSync,
+	}
+	if c.MaxPending <= 0 {
+		r.inflight = newInflight(max(1024, 4*workers))
 	}
 	if r.backoff == nil {
 		r.backoff = defaultBackoff
@@ -286,6 +308,10 @@ func (r *run) pull(ctx, workCtx context.Context, queues []chan job) error {
 			j, err := decode(msg)
 			if err != nil {
 				r.keepDead(workCtx, j, err, reasonInvalid)
+				continue
+			}
+			if r.wants != nil && !r.wants(j.ev) {
+				r.settleUnwanted(workCtx, j)
 				continue
 			}
 			queues[maphash.String(seed, j.ev.UUID)%uint64(len(queues))] <- j

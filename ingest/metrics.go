@@ -23,6 +23,7 @@ const (
 type Metrics struct {
 	received     prometheus.Counter
 	acked        prometheus.Counter
+	unwanted     prometheus.Counter
 	retried      prometheus.Counter
 	deadLettered *prometheus.CounterVec
 	handle       prometheus.Histogram
@@ -40,7 +41,11 @@ type Metrics struct {
 //
 //   - herald_events_received_total: messages pulled from the stream,
 //     redeliveries included;
-//   - herald_events_acked_total: events handled and acknowledged;
+//   - herald_events_acked_total: events acknowledged, whether handled or
+//     not wanted;
+//   - herald_events_unwanted_total: events acked as soon as they were
+//     pulled because nothing wants them (see Consumer.Wants); they count
+//     as acked too;
 //   - herald_events_retried_total: failed events sent back for a retry
 //     later (events sent back to wait behind their customer's failed one
 //     are not counted);
@@ -67,7 +72,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		acked: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "events", Name: "acked_total",
-			Help: "Events handled and acknowledged.",
+			Help: "Events acknowledged: handled, or not wanted by any rule.",
+		}),
+		unwanted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "unwanted_total",
+			Help: "Events acked as soon as they were pulled because no rule wants them.",
 		}),
 		retried: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "events", Name: "retried_total",
@@ -106,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLettered.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.acked, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
+		reg.MustRegister(m.received, m.acked, m.unwanted, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
 	}
 	return m
 }
@@ -137,6 +146,12 @@ func (m *Metrics) ackedOne(latency time.Duration) {
 	if m != nil {
 		m.acked.Inc()
 		m.latency.Observe(max(latency, 0).Seconds())
+	}
+}
+
+func (m *Metrics) unwantedOne() {
+	if m != nil {
+		m.unwanted.Inc()
 	}
 }
 

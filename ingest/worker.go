@@ -86,14 +86,34 @@ func (w *worker) unblock(j job) {
 	}
 }
 
-// ack acknowledges a handled event and waits for the server to confirm.
+// ack acknowledges a handled event, waiting for the server to confirm it
+// when acks are synchronous.
 func (r *run) ack(ctx context.Context, j job) {
 	r.inflight.done(j.msg)
-	if err := j.msg.DoubleAck(ctx); err != nil {
+	var err error
+	if r.ackSync {
+		err = j.msg.DoubleAck(ctx)
+	} else {
+		err = j.msg.Ack()
+	}
+	if err != nil {
 		// The event will come back; the runner recognises it by its id.
 		r.log.Warn("ack event", "event", j.ev.ID, "err", err)
 		return
 	}
+	r.metrics.ackedOne(r.now().Sub(j.meta.Timestamp))
+	r.completed(ctx, j)
+}
+
+// settleUnwanted acks, without waiting, an event the handler has nothing
+// to do with, as soon as it is pulled.
+func (r *run) settleUnwanted(ctx context.Context, j job) {
+	r.inflight.done(j.msg)
+	if err := j.msg.Ack(); err != nil {
+		r.log.Warn("ack event", "event", j.ev.ID, "err", err)
+		return
+	}
+	r.metrics.unwantedOne()
 	r.metrics.ackedOne(r.now().Sub(j.meta.Timestamp))
 	r.completed(ctx, j)
 }
