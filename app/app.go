@@ -21,6 +21,7 @@ import (
 	"github.com/herald-events/herald/actions/email"
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/engine"
+	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/ingest/collector"
 	"github.com/herald-events/herald/ingest/collector/web"
@@ -49,6 +50,7 @@ type App struct {
 	mailer   email.Sender
 	engine   *engine.Engine
 	consumer *ingest.Consumer
+	apply    *runner.Runner
 
 	http     *http.Server
 	httpAddr string
@@ -121,12 +123,14 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		DeadLetter: func(ctx context.Context, key string, effect []byte, reason error) error {
 			return natsbus.DeadEffect(ctx, a.js, key, effect, reason, time.Now())
 		},
-		Metrics: runner.NewMetrics(a.registry),
-		Logger:  logger,
+		Metrics:   runner.NewMetrics(a.registry),
+		LazyClear: true,
+		Logger:    logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.apply = apply
 	sites, err := Sites(cfg)
 	if err != nil {
 		return nil, err
@@ -144,6 +148,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason error) error {
 			return natsbus.DeadLetter(ctx, a.js, msg, reason, time.Now())
 		},
+		// Events no rule wants (page views, mostly) are acked as they
+		// are pulled; link-only actions still go through LinkProof.
+		Wants: func(ev *event.Event) bool {
+			return apply.Wants(ev) || a.engine.Rules().IsLinkAction(ev.Action)
+		},
+		AckSync:       cfg.Acks == config.AcksSync,
 		Workers:       cfg.Workers,
 		MaxDeliveries: cfg.MaxDeliveries,
 		Attempts:      ingest.NewAttempts(a.js),
@@ -217,12 +227,54 @@ func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(a.life, cancel)()
-	if err := a.consumer.Run(ctx); err != nil {
+	stop := make(chan struct{})
+	flushed := a.flushPerformed(context.WithoutCancel(ctx), stop)
+	err := a.consumer.Run(ctx)
+	close(stop)
+	<-flushed
+	if err != nil {
 		a.runErr = err
 		a.logger.Error("stopped consuming events", "err", err)
 		return err
 	}
 	return nil
+}
+
+// flushInterval is how often the records of customers quiet for
+// flushQuiet are written without the effects they list as performed
+// (see runner.Config.LazyClear).
+const (
+	flushInterval = 500 * time.Millisecond
+	flushQuiet    = time.Second
+)
+
+// flushPerformed clears performed effects from quiet customers' records
+// every flushInterval until stop is closed, which it is once consuming
+// stopped, then clears the rest. The channel returned is closed when it
+// is done.
+func (a *App) flushPerformed(ctx context.Context, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(flushInterval)
+		defer t.Stop()
+		for running := true; running; {
+			select {
+			case <-t.C:
+				if err := a.apply.Flush(ctx, flushQuiet); err != nil {
+					a.logger.Warn("clear performed effects; trying again later", "err", err)
+				}
+			case <-stop:
+				running = false
+			}
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := a.apply.Flush(fctx, 0); err != nil {
+			a.logger.Warn("clear performed effects at shutdown; the customers' next events will", "err", err)
+		}
+	}()
+	return done
 }
 
 // Reload loads the rule files again and swaps them in. If any file has an
