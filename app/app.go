@@ -330,11 +330,19 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz says whether the app can take work now: NATS connected and the
-// consumer running.
+// consumer running, its pulls going through.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.nc.Status() != nats.CONNECTED {
 		http.Error(w, "NATS "+a.nc.Status().String(), http.StatusServiceUnavailable)
 		return
+	}
+	if !a.consumer.Pulling() {
+		select {
+		case <-a.stopped:
+		default:
+			http.Error(w, "not pulling events: pulls from the events stream fail (see the log)", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	a.healthz(w, r)
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-events/herald/event"
@@ -123,7 +125,14 @@ type Consumer struct {
 	// Logger receives what the consumer does with failed events (default:
 	// nothing is logged).
 	Logger *slog.Logger
+
+	pulling atomic.Bool // see Pulling
 }
+
+// Pulling reports whether Run is pulling events: it is running and its
+// latest pull did not fail. While a stream's leader is elected or the
+// connection is re-established, pulls fail and Pulling is false.
+func (c *Consumer) Pulling() bool { return c.pulling.Load() }
 
 func defaultBackoff(n uint64) time.Duration {
 	if n == 0 {
@@ -148,6 +157,9 @@ type run struct {
 	inflight      *inflight
 	wants         func(ev *event.Event) bool
 	ackSync       bool
+
+	failures int // pulls failed in a row
+	pulling  *atomic.Bool
 }
 
 // Run pulls and handles events until ctx ends, then stops pulling, lets
@@ -182,7 +194,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		inflight:      newInflight(max(c.MaxPending, 4*workers)),
 		wants:         c.Wants,
 		ackSync:       c.AckSync,
+		pulling:       &c.pulling,
 	}
+	c.pulling.Store(true)
+	defer c.pulling.Store(false)
 	if c.MaxPending <= 0 {
 		r.inflight = newInflight(max(1024, 4*workers))
 	}
@@ -293,16 +308,14 @@ func (r *run) pull(ctx, workCtx context.Context, queues []chan job) error {
 			if fatalPullError(err) {
 				return fmt.Errorf("pull events: %w", err)
 			}
-			r.log.Warn("pull events; trying again", "err", err)
-			wait := time.NewTimer(time.Second)
-			select {
-			case <-ctx.Done():
-			case <-wait.C:
-			}
-			wait.Stop()
+			r.pullFailed(ctx, err)
 			continue
 		}
+		got := 0
 		for msg := range batch.Messages() {
+			if got++; got == 1 {
+				r.pullWorked()
+			}
 			r.inflight.add(msg)
 			r.metrics.receivedOne()
 			j, err := decode(msg)
@@ -321,10 +334,52 @@ func (r *run) pull(ctx, workCtx context.Context, queues []chan job) error {
 			if fatalPullError(err) {
 				return fmt.Errorf("pull events: %w", err)
 			}
-			r.log.Warn("pull events", "err", err)
+			if got == 0 {
+				r.pullFailed(ctx, err)
+				continue
+			}
+			r.log.Debug("pull events", "err", err)
+		} else if got == 0 {
+			r.pullWorked() // nothing to pull
 		}
 	}
 	return nil
+}
+
+// Pull failures (no responders while a stream's leader is elected, a
+// connection being re-established) are retried after a pause that doubles
+// from pullBackoffMin to pullBackoffMax, with jitter.
+const (
+	pullBackoffMin = 100 * time.Millisecond
+	pullBackoffMax = 5 * time.Second
+)
+
+// pullFailed counts a failed pull, logs it if pulling worked until now,
+// and waits before the next attempt.
+func (r *run) pullFailed(ctx context.Context, err error) {
+	r.metrics.pullFailedOne()
+	r.failures++
+	if r.failures == 1 {
+		r.log.Warn("pull events failed; retrying with backoff until it works again", "err", err)
+		r.pulling.Store(false)
+	}
+	d := min(pullBackoffMin<<min(r.failures-1, 10), pullBackoffMax)
+	d = d/2 + rand.N(d/2+1) // jitter, so that engines do not retry in step
+	wait := time.NewTimer(d)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+}
+
+// pullWorked records that a pull went through, logging the recovery.
+func (r *run) pullWorked() {
+	if r.failures > 0 {
+		r.log.Info("pulling events again", "failed_pulls", r.failures)
+		r.failures = 0
+	}
+	r.pulling.Store(true)
 }
 
 // sample records the consumer's figures in the metrics now and every

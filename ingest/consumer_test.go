@@ -468,12 +468,12 @@ func TestConsumerRunNeedsItsFields(t *testing.T) {
 	keep := func(context.Context, jetstream.Msg, error) error { return nil }
 	tests := []struct {
 		name string
-		c    ingest.Consumer
+		c    *ingest.Consumer
 		want string
 	}{
-		{"no consumer", ingest.Consumer{Handle: handle, DeadLetter: keep}, "no JetStream consumer"},
-		{"no handler", ingest.Consumer{Consumer: res.Consumer, DeadLetter: keep}, "no handler"},
-		{"no dead letters", ingest.Consumer{Consumer: res.Consumer, Handle: handle}, "no dead-letter function"},
+		{"no consumer", &ingest.Consumer{Handle: handle, DeadLetter: keep}, "no JetStream consumer"},
+		{"no handler", &ingest.Consumer{Consumer: res.Consumer, DeadLetter: keep}, "no handler"},
+		{"no dead letters", &ingest.Consumer{Consumer: res.Consumer, Handle: handle}, "no dead-letter function"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

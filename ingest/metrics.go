@@ -24,6 +24,7 @@ type Metrics struct {
 	received     prometheus.Counter
 	acked        prometheus.Counter
 	unwanted     prometheus.Counter
+	pullFailures prometheus.Counter
 	retried      prometheus.Counter
 	deadLettered *prometheus.CounterVec
 	handle       prometheus.Histogram
@@ -46,6 +47,9 @@ type Metrics struct {
 //   - herald_events_unwanted_total: events acked as soon as they were
 //     pulled because nothing wants them (see Consumer.Wants); they count
 //     as acked too;
+//   - herald_consumer_pull_failures_total: pulls that failed (no
+//     responders during a leader election, a connection being
+//     re-established) and were retried after a backoff;
 //   - herald_events_retried_total: failed events sent back for a retry
 //     later (events sent back to wait behind their customer's failed one
 //     are not counted);
@@ -77,6 +81,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		unwanted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "events", Name: "unwanted_total",
 			Help: "Events acked as soon as they were pulled because no rule wants them.",
+		}),
+		pullFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "consumer", Name: "pull_failures_total",
+			Help: "Pulls from the events stream that failed and were retried after a backoff.",
 		}),
 		retried: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "herald", Subsystem: "events", Name: "retried_total",
@@ -115,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLettered.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.acked, m.unwanted, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
+		reg.MustRegister(m.received, m.acked, m.unwanted, m.pullFailures, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
 	}
 	return m
 }
@@ -152,6 +160,12 @@ func (m *Metrics) ackedOne(latency time.Duration) {
 func (m *Metrics) unwantedOne() {
 	if m != nil {
 		m.unwanted.Inc()
+	}
+}
+
+func (m *Metrics) pullFailedOne() {
+	if m != nil {
+		m.pullFailures.Inc()
 	}
 }
 
