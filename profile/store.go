@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Sentinel errors of every Store.
@@ -49,6 +50,23 @@ type Record struct {
 	MergedBy   string `json:"merged_by,omitempty"`
 	// Merges lists the customers merged into this one, oldest first.
 	Merges []Merge `json:"merges,omitempty"`
+	// Lease, when set, names the engine that performs the effects in
+	// Outbox, and until when no other engine may.
+	Lease *Lease `json:"lease,omitempty"`
+}
+
+// Lease is an engine's hold on a customer's outbox: while it lasts, only
+// that engine performs the effects listed, so that two engines never both
+// send one email.
+type Lease struct {
+	Engine string    `json:"engine"`
+	Until  time.Time `json:"until"`
+}
+
+// HeldByOther reports whether the lease is held, at now, by an engine
+// other than engine.
+func (l *Lease) HeldByOther(engine string, now time.Time) bool {
+	return l != nil && l.Engine != engine && now.Before(l.Until)
 }
 
 // IsAlias reports whether the record is a tombstone, an alias of the
@@ -90,6 +108,10 @@ func (r *Record) Clone() *Record {
 		c.Outbox = nil
 	}
 	c.MergedInto, c.MergedBy = r.MergedInto, r.MergedBy
+	if r.Lease != nil {
+		lease := *r.Lease
+		c.Lease = &lease
+	}
 	if r.Merges != nil {
 		c.Merges = make([]Merge, len(r.Merges))
 		for i, m := range r.Merges {

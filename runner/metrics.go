@@ -19,6 +19,7 @@ type Metrics struct {
 	merges      prometheus.Counter
 	taken       prometheus.Counter
 	cleared     prometheus.Counter
+	leases      prometheus.Counter
 }
 
 // NewMetrics registers the applier's metrics with reg.
@@ -63,7 +64,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "herald", Subsystem: "outbox", Name: "clears_total",
 		Help: "Records written only to drop performed effects from their outbox (by Flush, for customers who went quiet).",
 	})
-	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared)
+	m.leases = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "outbox", Name: "leased_elsewhere_total",
+		Help: "Events retried later because another engine's lease holds their customer's outbox.",
+	})
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared, m.leases)
 	return m
 }
 
@@ -116,5 +121,11 @@ func (m *Metrics) emailTaken() {
 func (m *Metrics) flushed() {
 	if m != nil {
 		m.cleared.Inc()
+	}
+}
+
+func (m *Metrics) leased() {
+	if m != nil {
+		m.leases.Inc()
 	}
 }

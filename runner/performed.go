@@ -199,6 +199,9 @@ func (r *Runner) clear(ctx context.Context, uuid string) error {
 		if cur.Record == nil || len(r.done.strip(cur.Record)) == 0 {
 			return nil
 		}
+		if len(cur.Record.Outbox) == 0 {
+			cur.Record.Lease = nil // nothing left to hold
+		}
 		_, err = r.cfg.Store.Put(ctx, cur.UUID, cur.Record, cur.Rev)
 		if errors.Is(err, profile.ErrConflict) {
 			continue
@@ -209,4 +212,35 @@ func (r *Runner) clear(ctx context.Context, uuid string) error {
 		return nil
 	}
 	return fmt.Errorf("clear performed effects of %s: still conflicting after %d tries", uuid, maxConflicts)
+}
+
+// leasedElsewhere returns a *RetryError when another engine's lease on
+// rec, the record of uuid, still holds effects to perform: they are that
+// engine's to perform, and the customer's events wait until it has
+// cleared them or its lease ran out.
+func (r *Runner) leasedElsewhere(uuid string, rec *profile.Record) error {
+	if r.cfg.Owner == "" || len(rec.Outbox) == 0 || !rec.Lease.HeldByOther(r.cfg.Owner, time.Now()) {
+		return nil
+	}
+	r.cfg.Metrics.leased()
+	return &RetryError{Err: fmt.Errorf("customer %s: engine %s is performing their effects (lease until %s)",
+		uuid, rec.Lease.Engine, rec.Lease.Until.UTC().Format(time.RFC3339))}
+}
+
+// takeLease makes rec's lease this engine's, for LeaseFor from now, when
+// rec lists effects to perform, and drops it when it lists none. It
+// reports whether rec lists effects under another engine's lease (run
+// out, or written before leases), which the caller must store before
+// performing them.
+func (r *Runner) takeLease(rec *profile.Record) (takenOver bool) {
+	if r.cfg.Owner == "" {
+		return false
+	}
+	if len(rec.Outbox) == 0 {
+		rec.Lease = nil
+		return false
+	}
+	takenOver = rec.Lease == nil || rec.Lease.Engine != r.cfg.Owner
+	rec.Lease = &profile.Lease{Engine: r.cfg.Owner, Until: time.Now().Add(r.cfg.LeaseFor)}
+	return takenOver
 }

@@ -53,6 +53,18 @@ type Config struct {
 	Observe func(*Applied)
 	// Metrics, when set, counts rule evaluations and effects.
 	Metrics *Metrics
+	// Owner names this engine in the leases it takes on customers'
+	// outboxes (see profile.Lease): while an engine's lease on a record
+	// lasts, no other engine performs the effects it lists, and events of
+	// that customer handled elsewhere are retried later. Engines sharing a
+	// store need distinct names; a restarted engine should keep its name,
+	// so that it performs at once what it left listed. Empty: no leases
+	// are taken or honoured (one engine, replays, tests).
+	Owner string
+	// LeaseFor is how long a lease lasts after the write that takes it
+	// (default 1 minute): longer than performing an event's effects and
+	// clearing them takes.
+	LeaseFor time.Duration
 	// LazyClear leaves performed effects listed in the stored record until
 	// the customer's next write or Flush drops them, saving a durable
 	// write per event that has effects; whoever sets it calls Flush every
@@ -89,6 +101,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LeaseFor <= 0 {
+		cfg.LeaseFor = time.Minute
 	}
 	return &Runner{cfg: cfg, done: newPerformed()}, nil
 }
@@ -159,8 +174,24 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		}
 		uuid, rec, rev := cur.UUID, cur.Record, cur.Rev
 		cleared := r.done.strip(rec)
+		if err := r.leasedElsewhere(uuid, rec); err != nil {
+			r.releaseClaims(ctx, claims, uuid, rec.Profile)
+			return err
+		}
 		if rec.HasApplied(ev.ID) {
 			r.releaseClaims(ctx, claims, uuid, rec.Profile)
+			if r.takeLease(rec) {
+				// Another engine's lease ran out with effects listed:
+				// take it over before performing them.
+				rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
+				if errors.Is(err, profile.ErrConflict) {
+					continue
+				} else if err != nil {
+					return storeError(fmt.Errorf("store profile %s: %w", uuid, err))
+				}
+				r.done.settle(uuid, cleared)
+				cleared = nil
+			}
 			return r.perform(ctx, uuid, rec, rev, len(cleared) > 0)
 		}
 		if identifies != "" && anonymous(rec.Profile) {
@@ -247,6 +278,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			}
 			rec.Outbox = append(rec.Outbox, raw)
 		}
+		r.takeLease(rec)
 		rev, err = r.cfg.Store.Put(ctx, uuid, rec, rev)
 		if errors.Is(err, profile.ErrConflict) {
 			continue // someone else wrote the profile: evaluate again
@@ -371,6 +403,9 @@ func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, 
 		return nil
 	}
 	cleared := r.done.strip(rec)
+	if len(rec.Outbox) == 0 {
+		rec.Lease = nil
+	}
 	_, err := r.cfg.Store.Put(ctx, uuid, rec, rev)
 	if errors.Is(err, profile.ErrConflict) {
 		// Someone else wrote the record meanwhile, perhaps merging the
