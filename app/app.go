@@ -113,6 +113,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		a.baseURL = "http://" + a.httpAddr
 	}
 
+	name, err := EngineName(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.engine = engine.New(a.rules)
 	profiles := profile.NewKV(res.Profiles)
 	apply, err := runner.New(runner.Config{
@@ -125,6 +129,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		},
 		Metrics:   runner.NewMetrics(a.registry),
 		LazyClear: true,
+		Owner:     name,
 		Logger:    logger,
 	})
 	if err != nil {

@@ -3,12 +3,14 @@ package app
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/herald-events/herald/actions"
@@ -132,4 +134,35 @@ func LinkSigner(dataDir string, logger *slog.Logger) (*links.Signer, error) {
 		return nil, fmt.Errorf("%s: %w", config.EnvLinkKeys, err)
 	}
 	return links.NewSigner(keys...)
+}
+
+// EngineName returns the name this engine goes by among engines sharing a
+// NATS server: engine_name from the configuration, or else a random name
+// made on the first start and kept in the data directory's engine-name
+// file, so that a restarted engine keeps it.
+func EngineName(cfg *config.Config) (string, error) {
+	if cfg.EngineName != "" {
+		return cfg.EngineName, nil
+	}
+	path := filepath.Join(cfg.DataDir, "engine-name")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if name := strings.TrimSpace(string(data)); name != "" {
+			return name, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read engine name: %w", err)
+	}
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	name := "herald-" + hex.EncodeToString(b)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(name+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("keep engine name: %w", err)
+	}
+	return name, nil
 }

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	Sites     []Site    `yaml:"sites"`
 	Collector Collector `yaml:"collector"`
 	Workers   int       `yaml:"workers"`
+	// EngineName names this engine among engines sharing a NATS server;
+	// each needs its own. Default: a random name kept in data_dir.
+	EngineName string `yaml:"engine_name"`
 	// Acks says how events handled are acknowledged: "async" (the
 	// default) sends the ack and goes on; "sync" waits for the server to
 	// confirm it. Either way an event is acked only once its profile
@@ -386,6 +390,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers", "%d: use 1 to 256", c.Workers)
+	}
+	if n := c.EngineName; n != "" && (len(n) > 64 || strings.TrimSpace(n) != n || strings.ContainsFunc(n, unicode.IsControl)) {
+		bad("engine_name", "%q: use at most 64 characters, without control characters or surrounding spaces", n)
 	}
 	if c.Acks != AcksAsync && c.Acks != AcksSync {
 		bad("acks", "%q: use %q or %q", c.Acks, AcksAsync, AcksSync)
