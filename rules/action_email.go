@@ -21,10 +21,10 @@ func (f *fileLoader) emailAction(n *yaml.Node) Action {
 	}
 	a := &EmailAction{To: f.defaultTo}
 	if v, ok := fields["to"]; ok {
-		a.To = f.value(v, "email to")
+		a.To = f.typedValue(v, "email to", "an email address is text", acceptText)
 	}
 	if v, ok := fields["subject"]; ok {
-		a.Subject = f.value(v, "email subject")
+		a.Subject = f.typedValue(v, "email subject", "a subject is text", acceptScalar)
 	}
 	if v, ok := fields["marketing"]; ok {
 		a.Marketing, _ = f.boolean(v, "email marketing")
@@ -51,6 +51,7 @@ func (f *fileLoader) emailAction(n *yaml.Node) Action {
 		return nil
 	}
 	a.Template = t
+	a.at = *f.errorAt(tn.Line, tn.Column, "")
 	if a.Subject == nil && !t.HasSubject() {
 		f.errorf(tn, `email has no subject: add subject: or {{define "subject"}}…{{end}} to %s`, t.TextFile)
 	}
@@ -121,6 +122,7 @@ func (f *fileLoader) links(n *yaml.Node) []Link {
 			continue
 		}
 		l.Emit = action
+		f.linkEmits[action] = true
 		out = append(out, l)
 	}
 	return out
@@ -155,6 +157,8 @@ type EmailAction struct {
 	Marketing bool
 	// Links are the signed links the template may use, by name.
 	Links []Link
+
+	at Error // where the template is named, for warnings about it
 }
 
 // Link is a signed link an email may carry: following it (and confirming)

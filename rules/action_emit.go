@@ -25,13 +25,13 @@ func (f *fileLoader) emitAction(n *yaml.Node) Action {
 			f.errorf(v, "emit action %q is not of the form context.activity (letters, digits, _ or -, parts joined by dots), at most %d characters", s, event.MaxActionLen)
 		}
 		a.Action = s
-		f.emits = append(f.emits, emitSite{action: s, err: Error{File: f.file, Line: v.Line, Col: v.Column, Rule: f.rule}})
+		f.emits = append(f.emits, emitSite{action: s, err: *f.errorAt(v.Line, v.Column, "")})
 	}
 	if v, ok := fields["label"]; ok {
-		a.Label = f.value(v, "emit label")
+		a.Label = f.typedValue(v, "emit label", "a label is text", acceptScalar)
 	}
 	if v, ok := fields["uuid"]; ok {
-		a.UUID = f.value(v, "emit uuid")
+		a.UUID = f.typedValue(v, "emit uuid", "a customer id is text", acceptScalar)
 	}
 	if v, ok := fields["params"]; ok {
 		keys, values := f.pairs(v, "emit params")
@@ -40,7 +40,7 @@ func (f *fileLoader) emitAction(n *yaml.Node) Action {
 				f.errorf(k, "emit params: %q is not a parameter name (1 to %d characters)", k.Value, event.MaxParamKeyLen)
 				continue
 			}
-			if pv := f.value(values[i], "emit params."+k.Value); pv != nil {
+			if pv := f.typedValue(values[i], "emit params."+k.Value, "a parameter holds text, a number or true/false", acceptScalar); pv != nil {
 				a.Params = append(a.Params, Assign{Name: k.Value, Value: pv})
 			}
 		}

@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/herald-events/herald/profile"
@@ -41,23 +43,18 @@ func (f *fileLoader) setAction(n *yaml.Node) Action {
 		if v == nil {
 			continue
 		}
-		if kind := v.resultKind(); profile.IsStandardField(k.Value) && kind != "" && kind != "string" {
-			f.errorf(values[i], "set %s: %s holds text, and this value is %s", k.Value, k.Value, article(kind))
+		if profile.IsStandardField(k.Value) {
+			if got, bad := acceptText.refuses(v); bad {
+				f.errorf(values[i], "set %s: %s holds text, and this value is %s", k.Value, k.Value, got)
+				continue
+			}
+		} else if got, bad := acceptScalar.refuses(v); bad {
+			f.errorf(values[i], "set %s: an attribute holds text, a number or true/false, and this value is %s", k.Value, got)
 			continue
 		}
 		a.Fields = append(a.Fields, Assign{Name: k.Value, Value: v})
 	}
 	return a
-}
-
-func article(kind string) string {
-	switch kind {
-	case "bool":
-		return "true/false"
-	case "number":
-		return "a number"
-	}
-	return "of type " + kind
 }
 
 func (f *fileLoader) unsetAction(n *yaml.Node) Action {
@@ -73,15 +70,25 @@ func (f *fileLoader) unsetAction(n *yaml.Node) Action {
 func (f *fileLoader) tagAction(kind string, n *yaml.Node) Action {
 	var tags []*Value
 	for _, s := range f.strs(n, kind) {
-		v := f.value(s, kind)
+		var v *Value
+		if s.Tag == "!!str" {
+			v = f.value(s, kind)
+		} else {
+			// A tag written as a number or true/false is the text as
+			// written: tag: 2026 is the tag "2026".
+			v = &Value{Src: s.Value, konst: s.Value}
+		}
 		if v == nil {
 			continue
 		}
 		if v.IsConst() {
 			if t, _ := v.Const().(string); !ValidTag(t) {
-				f.errorf(s, "%s: %q is not a tag; use letters, digits, -, _, . and :, at most 64 characters", kind, s.Value)
+				f.errorf(s, "%s: %q is not a tag; %s", kind, s.Value, tagRule)
 				continue
 			}
+		} else if got, bad := acceptTags.refuses(v); bad {
+			f.errorf(s, "%s: a tag is text, or a list of text, and this value is %s", kind, got)
+			continue
 		}
 		tags = append(tags, v)
 	}
@@ -90,6 +97,9 @@ func (f *fileLoader) tagAction(kind string, n *yaml.Node) Action {
 	}
 	return &UntagAction{Tags: tags}
 }
+
+// tagRule says what a tag may hold, for messages.
+const tagRule = "use letters, digits, -, _, . and :, at most 64 characters"
 
 // ValidTag reports whether s can be a profile tag (profile.ValidTag).
 func ValidTag(s string) bool { return profile.ValidTag(s) }
@@ -158,15 +168,61 @@ func planTags(s Step, op profile.Op, tags []*Value) error {
 		if err != nil {
 			return err
 		}
-		tag, _ := v.(string)
-		if !ValidTag(tag) {
-			return fmt.Errorf("%q is not a tag; use letters, digits, -, _, . and :, at most 64 characters", Format(v))
-		}
-		if err := s.Change(op, tag, nil); err != nil {
+		names, err := tagsOf(v)
+		if err != nil {
 			return err
+		}
+		for _, tag := range names {
+			if err := s.Change(op, tag, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// tagsOf returns the tags a value names: text is one tag; a list names
+// each of its elements, trimmed of spaces, leaving out empty and missing
+// ones, so
+// ${ split(params.form_type ?? "", ",") } tags each type of a form.
+func tagsOf(v any) ([]string, error) {
+	switch x := v.(type) {
+	case string:
+		if !ValidTag(x) {
+			hint := ""
+			if strings.Contains(x, ",") {
+				hint = `; to name several tags, give a list, such as ${ split(params.form_type ?? "", ",") }`
+			}
+			return nil, fmt.Errorf("%q is not a tag; %s%s", x, tagRule, hint)
+		}
+		return []string{x}, nil
+	case nil:
+		return nil, fmt.Errorf(`"" is not a tag; %s`, tagRule)
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return nil, fmt.Errorf("a tag is text, or a list of text, and this value is %s", describeValue(v))
+	}
+	out := make([]string, 0, rv.Len())
+	for i := range rv.Len() {
+		e := rv.Index(i).Interface()
+		if e == nil {
+			continue // a missing value, such as params.x in [params.x]
+		}
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("list element %s is %s, not a tag: a tag is text", Format(e), describeValue(e))
+		}
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+		case !ValidTag(s):
+			return nil, fmt.Errorf("list element %q is not a tag; %s", s, tagRule)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func decodeSet(d *Decoder, n *yaml.Node) Action   { return d.f.setAction(n) }

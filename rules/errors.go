@@ -15,10 +15,14 @@ type Error struct {
 	Col  int
 	Rule string
 	Msg  string
+	// Warning marks a problem that does not keep the rules from loading,
+	// such as a template printing a parameter the event may not have.
+	Warning bool
 }
 
 // Error formats the problem as `file:line:col: rule "name": message`, the
-// form editors jump to.
+// form editors jump to; a warning as
+// `file:line:col: warning: rule "name": message`.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -26,6 +30,9 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d:%d", e.Line, max(e.Col, 1))
 	}
 	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	if e.Rule != "" {
 		fmt.Fprintf(&b, "rule %q: ", e.Rule)
 	}
@@ -34,7 +41,8 @@ func (e *Error) Error() string {
 }
 
 // Errors is every problem found while loading rules, in file and position
-// order.
+// order. When Load fails, it holds at least one error, and the warnings
+// found besides.
 type Errors []*Error
 
 // Error lists the problems, one a line.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,6 +109,9 @@ type loader struct {
 	kinds     map[string]Kind
 	kindNames []string
 	emits     []emitSite
+	// linkEmits holds the actions the links of every email emit, rules
+	// with errors included.
+	linkEmits map[string]bool
 }
 
 type templateResult struct {
@@ -127,6 +129,7 @@ func newLoader(ld Loader) (*loader, error) {
 		kindNames: names,
 		byName:    make(map[string]*Rule),
 		templates: make(map[string]templateResult),
+		linkEmits: make(map[string]bool),
 		exprOpts:  compileOptions(),
 	}
 	l.condOpts = append(slices.Clone(l.exprOpts), expr.AsBool())
@@ -149,22 +152,25 @@ type emitSite struct {
 }
 
 func (l *loader) finish() (*Set, error) {
-	if len(l.errs) == 0 {
-		set := newSet(l.rules)
-		// Only signed links may publish link-only actions: the consumer
-		// dead-letters such an event without a link's proof, so a rule
-		// emitting one would never take effect.
-		for _, e := range l.emits {
-			if set.IsLinkAction(e.action) {
-				err := e.err
-				err.Msg = fmt.Sprintf("emit %s: only signed links may publish this action (Herald refuses it without a link's proof); emit another action and let a rule react to it", e.action)
-				l.errs = append(l.errs, &err)
-			}
-		}
-		if len(l.errs) == 0 {
-			return set, nil
+	isLink := func(action string) bool { return slices.Contains(LinkOnlyActions, action) || l.linkEmits[action] }
+	// Only signed links may publish link-only actions: the consumer
+	// dead-letters such an event without a link's proof, so a rule
+	// emitting one would never take effect.
+	for _, e := range l.emits {
+		if isLink(e.action) {
+			err := e.err
+			err.Msg = fmt.Sprintf("emit %s: only signed links may publish this action (Herald refuses it without a link's proof); emit another action and let a rule react to it", e.action)
+			l.errs = append(l.errs, &err)
 		}
 	}
+	warnings := paramWarnings(l.rules, isLink)
+	if len(l.errs) == 0 {
+		warnings.sort()
+		set := newSet(l.rules)
+		set.warnings = warnings
+		return set, nil
+	}
+	l.errs = append(l.errs, warnings...)
 	l.errs.sort()
 	return nil, l.errs
 }
@@ -185,22 +191,22 @@ type fileLoader struct {
 	*loader
 	file  string
 	dir   string
-	lines []string
-	rule  string // the rule being decoded, for messages
+	lines []string // the file's text
+	rule  string   // the rule being decoded, for messages
+	// read is the text the YAML was read from: lines with the quotes
+	// that YAML repairs inserted, whose columns (from 0) inserted holds
+	// by line.
+	read     []string
+	inserted map[int][]int
 }
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (l *loader) parse(file string, data []byte) {
 	f := &fileLoader{loader: l, file: file, dir: filepath.Dir(file), lines: strings.Split(string(data), "\n")}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		f.yamlError(err)
-		return
+	doc := f.readYAML()
+	if doc == nil || len(doc.Content) == 0 {
+		return // unreadable (reported), or an empty file: no rules
 	}
-	if len(doc.Content) == 0 {
-		return // an empty file holds no rules
-	}
+	f.localTags(doc)
 	root := resolve(doc.Content[0])
 	before := len(f.errs)
 	fields := f.fields(root, "a rule file", []string{"rules"})
@@ -227,28 +233,26 @@ func (l *loader) parse(file string, data []byte) {
 	}
 }
 
-func (f *fileLoader) yamlError(err error) {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, msg := range te.Errors {
-			f.yamlMessage(msg)
-		}
-		return
-	}
-	f.yamlMessage(err.Error())
+// errorAt makes the problem msg at line and col of the text read, in the
+// rule being decoded.
+func (f *fileLoader) errorAt(line, col int, msg string) *Error {
+	return &Error{File: f.file, Line: line, Col: f.writtenCol(line, col), Rule: f.rule, Msg: msg}
 }
 
-func (f *fileLoader) yamlMessage(msg string) {
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		f.errs = append(f.errs, &Error{File: f.file, Line: line, Col: 1, Msg: "invalid YAML: " + m[2]})
-		return
+// writtenCol returns the column in the file as written of col in line of
+// the text read: quotes inserted by YAML repairs do not count.
+func (f *fileLoader) writtenCol(line, col int) int {
+	shift := 0
+	for _, q := range f.inserted[line] {
+		if q < col-1 {
+			shift++
+		}
 	}
-	f.errs = append(f.errs, &Error{File: f.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+	return col - shift
 }
 
 func (f *fileLoader) errorf(n *yaml.Node, format string, args ...any) {
-	f.errs = append(f.errs, &Error{File: f.file, Line: n.Line, Col: n.Column, Rule: f.rule, Msg: fmt.Sprintf(format, args...)})
+	f.errs = append(f.errs, f.errorAt(n.Line, n.Column, fmt.Sprintf(format, args...)))
 }
 
 // exprError reports an error from compiling a scalar's expressions at its
@@ -259,7 +263,14 @@ func (f *fileLoader) exprError(n *yaml.Node, field string, err error) {
 		f.errorf(n, "%s: %v", field, err)
 		return
 	}
-	line, col := newScalarPositions(n, f.lines).at(oe.off)
+	// Positions are found in the file as written. A value a YAML repair
+	// quoted was written without the quotes.
+	written := *n
+	written.Column = f.writtenCol(n.Line, n.Column)
+	if slices.Contains(f.inserted[n.Line], n.Column-1) {
+		written.Style = 0
+	}
+	line, col := newScalarPositions(&written, f.lines).at(oe.off)
 	f.errs = append(f.errs, &Error{File: f.file, Line: line, Col: col, Rule: f.rule, Msg: field + ": " + oe.msg})
 }
 
@@ -398,6 +409,21 @@ func (f *fileLoader) value(n *yaml.Node, field string) *Value {
 	v, err := compileValue(n.Value, f.exprOpts)
 	if err != nil {
 		f.exprError(n, field, err)
+		return nil
+	}
+	return v
+}
+
+// typedValue is value for a field that accepts only some types: a value
+// whose type is known at load and is none of them is reported as
+// "field: holds, and this value is a list".
+func (f *fileLoader) typedValue(n *yaml.Node, field, holds string, a accepts) *Value {
+	v := f.value(n, field)
+	if v == nil {
+		return nil
+	}
+	if got, bad := a.refuses(v); bad {
+		f.errorf(n, "%s: %s, and this value is %s", field, holds, got)
 		return nil
 	}
 	return v

@@ -164,3 +164,34 @@ func TestEmitOfALinkOnlyActionFailsToLoad(t *testing.T) {
 		t.Fatalf("an ordinary action: %v", err)
 	}
 }
+
+// Regression: one file YAML cannot read hid the problems of the others,
+// and the check of emitted link-only actions waited for every other
+// problem to be fixed. Every file is reported.
+func TestLoadReportsEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"a.yaml": "rules:\n  - name: a\n    on: a.b\n     do: [{tag: x}]\n",
+		"b.yaml": "rules:\n  - name: b\n    on: a.b\n    iff: true\n    do: [{tag: x}]\n",
+		"c.yaml": "rules:\n  - name: c\n    on: a.b\n    do: [{emit: newsletter.unsubscribe}]\n",
+		"d.yaml": "rules:\n  - name: d\n    on: a.b\n    if: !hasTag(\"x\")\n    do: [{tagg: x}]\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Load(dir)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Load = %v, want Errors", err)
+	}
+	got := strings.ReplaceAll(errs.Error(), dir+string(filepath.Separator), "")
+	want := `a.yaml:4:6: invalid YAML: mapping values are not allowed in this context
+b.yaml:4:5: rule "b": unknown field "iff" in a rule (did you mean "if"?); known fields: name, description, enabled, on, match, if, do
+c.yaml:4:17: rule "c": emit newsletter.unsubscribe: only signed links may publish this action (Herald refuses it without a link's proof); emit another action and let a rule react to it
+d.yaml:4:9: invalid YAML: a value cannot start with "!" here; quote the expression: if: '!hasTag("x")'
+d.yaml:5:11: rule "d": unknown action "tagg" (did you mean "tag"?); actions are set, unset, tag, untag, email, emit`
+	if got != want {
+		t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -25,6 +25,7 @@ type Set struct {
 	cached atomic.Int64
 
 	linkActions map[string]bool
+	warnings    Errors
 }
 
 // LinkOnlyActions are the actions of the standard link pages: a customer
@@ -69,6 +70,10 @@ func newSet(rules []*Rule) *Set {
 }
 
 func isGlob(t string) bool { return strings.ContainsAny(t, "*?[") }
+
+// Warnings returns the problems found while loading that do not keep the
+// rules from working, in file and position order.
+func (s *Set) Warnings() Errors { return s.warnings }
 
 // Rules returns every rule, disabled ones included, in load order.
 func (s *Set) Rules() []*Rule { return s.rules }

@@ -74,6 +74,7 @@ func FuzzParse(f *testing.F) {
 		"rules: &a [*a]\n",
 		"rules:\n- {name: x, on: a.b, do: [{email: {template: welcome, links: {confirm: a.b}}}]}\n",
 		"rules: [{name: x, on: a.b, match: {a: [1, 2.5, true]}, do: [{tag: '${ \"}\" }'}]}]",
+		"rules:\n  - name: a\n    on: *.b\n    if: !x(\"y\") &&\n      @z\n    do: [{set: {a: ${ 1 }}}, {tag: !t}]\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -30,7 +30,8 @@ type Template struct {
 	text       *texttemplate.Template
 	html       *htmltemplate.Template
 	hasSubject bool
-	links      []string // link names the templates use, sorted
+	links      []string   // link names the templates use, sorted
+	params     []paramUse // event parameters the templates print unguarded
 }
 
 // TemplateData is what a template sees: {{.Profile.Firstname}},
@@ -146,12 +147,17 @@ func loadTemplate(dir, name string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.text, err = texttemplate.New(filepath.Base(t.TextFile)).Parse(string(src))
+	t.text, err = texttemplate.New(filepath.Base(t.TextFile)).Funcs(textFuncs).Parse(string(src))
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRanges(t.TextFile, string(src), treesOf(t.text.Templates())); err != nil {
+	textTrees := treesOf(t.text.Templates())
+	if err := checkRanges(t.TextFile, string(src), textTrees); err != nil {
 		return nil, err
+	}
+	t.params = paramUses(t.TextFile, string(src), textTrees)
+	for _, tr := range textTrees {
+		printMissingAsEmpty(tr.Root)
 	}
 	t.hasSubject = t.text.Lookup("subject") != nil
 	uses := linkUses(t.text.Templates())
@@ -178,10 +184,55 @@ func loadTemplate(dir, name string) (*Template, error) {
 		if err := checkRanges(htmlFile, string(src), trees); err != nil {
 			return nil, err
 		}
+		t.params = append(t.params, paramUses(htmlFile, string(src), trees)...)
 	}
 	slices.Sort(uses)
 	t.links = slices.Compact(uses)
 	return t, nil
+}
+
+// textFuncs are the functions text templates have besides the standard
+// ones; printMissingAsEmpty calls them.
+var textFuncs = texttemplate.FuncMap{emptyIfMissing: func(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
+}}
+
+// emptyIfMissing names the function that prints a missing value as "".
+const emptyIfMissing = "_herald_empty_if_missing"
+
+// printMissingAsEmpty makes every action that prints a value print a
+// missing one ({{.Params.firstname}} for an event without it, an
+// attribute the profile does not have, a nil) as nothing rather than as
+// text/template's "<no value>". It ends each printing pipeline with a call
+// of emptyIfMissing. html/template prints such values as nothing already.
+func printMissingAsEmpty(n parse.Node) {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			printMissingAsEmpty(c)
+		}
+	case *parse.ActionNode:
+		if len(x.Pipe.Decl) > 0 {
+			return // {{$x := …}} prints nothing
+		}
+		id := parse.NewIdentifier(emptyIfMissing).SetPos(x.Pos)
+		x.Pipe.Cmds = append(x.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: x.Pos, Args: []parse.Node{id}})
+	case *parse.IfNode:
+		printMissingAsEmpty(x.List)
+		printMissingAsEmpty(x.ElseList)
+	case *parse.RangeNode:
+		printMissingAsEmpty(x.List)
+		printMissingAsEmpty(x.ElseList)
+	case *parse.WithNode:
+		printMissingAsEmpty(x.List)
+		printMissingAsEmpty(x.ElseList)
+	}
 }
 
 func linkUses(ts []*texttemplate.Template) []string {

@@ -24,6 +24,8 @@ func FuzzTemplate(f *testing.F) {
 		"{{printf \"%0999999d\" 1}}",
 		"{{.Profile.Clone.Apply nil .Event.Time}}",
 		"{{index .Params \"x\" 3}}",
+		"Hi {{.Params.missing}} {{.Profile.Attributes.level}}{{$x := .Params.none}}{{$x}}",
+		`{{with .Params.name}}{{.}}{{end}}{{if .Params.none}}{{.Params.none | html}}{{end}}`,
 	} {
 		f.Add(seed)
 	}

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
@@ -141,48 +140,6 @@ func compileValue(src string, opts []expr.Option) (*Value, error) {
 	}
 	v.single = len(v.parts) == 1
 	return v, nil
-}
-
-// resultKind returns the static type of a single-expression value: "string",
-// "bool", "number", "" when unknown until run time.
-func (v *Value) resultKind() string {
-	if v.parts == nil {
-		return kindOf(v.konst)
-	}
-	if !v.single {
-		return "string"
-	}
-	return nodeKind(v.parts[0].prog.Node())
-}
-
-func kindOf(x any) string {
-	switch x.(type) {
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case int, float64:
-		return "number"
-	}
-	return ""
-}
-
-func nodeKind(n ast.Node) string {
-	t := n.Type()
-	if t == nil {
-		return ""
-	}
-	switch t.Kind().String() {
-	case "string":
-		return "string"
-	case "bool":
-		return "bool"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
-		return "number"
-	case "interface":
-		return ""
-	}
-	return t.String()
 }
 
 // closingBrace returns the index in s of the "}" that closes an expression,

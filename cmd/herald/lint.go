@@ -18,8 +18,10 @@ func (c *cli) lint(args []string) int {
 a directory of them, all checked together as one rule set, as herald serve
 would load them. DIR/... checks every directory below DIR that holds rule
 files, each as its own set (testdata and hidden directories are skipped).
-Prints every problem as file:line:col: rule "name": message. Webhook URLs
-are checked against the hosts serve's configuration allows.`)
+Prints every problem as file:line:col: rule "name": message, and warnings
+(which do not fail the check) as file:line:col: warning: rule "name":
+message. Webhook URLs are checked against the hosts serve's configuration
+allows.`)
 	configPath := fl.String("config", "", "herald serve's configuration `file` (webhook.allow_hosts)")
 	if code, ok := parse(fl, args); !ok {
 		return code
@@ -71,10 +73,26 @@ are checked against the hosts serve's configuration allows.`)
 			fmt.Fprintf(c.stderr, "herald lint: %v\n", err)
 			return exitUsage
 		default:
-			fmt.Fprintf(c.stdout, "%s: %d rules ok\n", strings.Join(paths, " "), set.Len())
+			warnings := set.Warnings()
+			for _, w := range warnings {
+				fmt.Fprintln(c.stdout, w)
+			}
+			fmt.Fprintf(c.stdout, "%s: %d rules ok%s\n", strings.Join(paths, " "), set.Len(), countWarnings(len(warnings)))
 		}
 	}
 	return code
+}
+
+// countWarnings says how many warnings a set that loaded has: "" for
+// none, ", 1 warning", ", 2 warnings".
+func countWarnings(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return ", 1 warning"
+	}
+	return fmt.Sprintf(", %d warnings", n)
 }
 
 // ruleDirs returns the directories below root that hold rule files.
