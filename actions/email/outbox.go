@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -27,17 +29,23 @@ const maxIDNameLen = 160
 // (20261128T100000Z) and id is the part of Message.ID before the last "@",
 // with bytes other than letters, digits, ".", "_" and "-" percent-encoded.
 // Files are written atomically (temporary file, then rename) with mode
-// 0644. Writing a message ID again replaces its file, also when the date
-// changed, so retries never leave duplicates.
+// 0644. Writing a message again with the same ID and Date replaces its
+// file, so retries never leave duplicates: the [Effector] takes Date from
+// the rendered effect, which a retry does not change. The same ID with
+// another Date is another file; the older one stays.
+//
+// Send returns once the file's content and its name are on disk: the file
+// is synced before it is renamed into place, and the folder after. Sends
+// running at once share the folder syncs: one covers every file renamed
+// into place before it began, so a batch of files costs one folder sync.
+// When Send fails the file may still be in place; a retry replaces it.
 type Outbox struct {
 	dir string
-	// mu serialises rename and clean-up, so that two writes of one ID under
-	// different dates cannot delete each other's file.
-	mu sync.Mutex
-	// files maps "-<id>.eml" to the file holding that message, so that
-	// replacing an older copy costs no directory scan per message. It is
-	// read from the folder on the first write.
-	files map[string][]string
+	// bufs holds *bytes.Buffer to build messages in, so that each is
+	// written with one call.
+	bufs sync.Pool
+	// synced makes renames in dir durable.
+	synced groupSync
 }
 
 // NewOutbox returns an outbox writing into dir, creating dir (mode 0755) if
@@ -49,7 +57,7 @@ func NewOutbox(dir string) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create outbox: %w", err)
 	}
-	return &Outbox{dir: dir}, nil
+	return &Outbox{dir: dir, synced: groupSync{sync: func() error { return syncDir(dir) }}}, nil
 }
 
 // Dir returns the outbox folder.
@@ -64,8 +72,8 @@ func (o *Outbox) Path(m *Message) string {
 	return filepath.Join(o.dir, m.Date.UTC().Format(outboxDateFormat)+"-"+idName(m.ID)+".eml")
 }
 
-// Send writes m into the outbox. An invalid message is not retryable; a
-// failure to write is.
+// Send writes m into the outbox and returns once the file is on disk. An
+// invalid message is not retryable; a failure to write or sync is.
 func (o *Outbox) Send(ctx context.Context, m *Message) (retry bool, err error) {
 	msg, err := m.build()
 	if err != nil {
@@ -74,104 +82,155 @@ func (o *Outbox) Send(ctx context.Context, m *Message) (retry bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, fmt.Errorf("send email to %s: %w", m.To, context.Cause(ctx))
 	}
-
-	path := o.Path(m)
-	tmp, err := os.CreateTemp(o.dir, ".herald-*.eml.tmp")
-	if err != nil {
+	buf, _ := o.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer o.putBuffer(buf)
+	if _, err := msg.WriteTo(buf); err != nil {
+		// Writing into memory fails only on the message itself.
+		return false, fmt.Errorf("send email to %s: build message: %w", m.To, err)
+	}
+	if err := o.write(o.Path(m), buf.Bytes()); err != nil {
 		return true, fmt.Errorf("send email to %s: write outbox: %w", m.To, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = msg.WriteTo(tmp); err != nil {
-		return true, fmt.Errorf("send email to %s: write %s: %w", m.To, tmp.Name(), err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return true, fmt.Errorf("send email to %s: write %s: %w", m.To, tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return true, fmt.Errorf("send email to %s: write %s: %w", m.To, tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return true, fmt.Errorf("send email to %s: write %s: %w", m.To, tmp.Name(), err)
-	}
-	if err = o.publish(tmp.Name(), path); err != nil {
-		return true, fmt.Errorf("send email to %s: %w", m.To, err)
+	if err := o.synced.wait(ctx); err != nil {
+		return true, fmt.Errorf("send email to %s: sync outbox: %w", m.To, err)
 	}
 	return false, nil
 }
 
-// publish renames the written temporary file into place and removes copies
-// of the same message under other dates.
-func (o *Outbox) publish(tmp, path string) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.files == nil {
-		if err := o.index(); err != nil {
-			return err
-		}
+// maxPooledBuffer is the largest buffer kept for reuse, so that one huge
+// message does not stay in memory.
+const maxPooledBuffer = 256 << 10
+
+// putBuffer keeps b for the next message unless it is large.
+func (o *Outbox) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
-	}
-	keep := filepath.Base(path)
-	suffix := keep[len(outboxDateFormat):] // "-<id>.eml"
-	var errs []error
-	for _, name := range o.files[suffix] {
-		if name == keep {
-			continue
-		}
-		if err := os.Remove(filepath.Join(o.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("replace older copy: %w", err))
-		}
-	}
-	o.files[suffix] = []string{keep}
-	return errors.Join(errs...)
+	b.Reset()
+	o.bufs.Put(b)
 }
 
-// index reads the names of the messages already in the folder.
-func (o *Outbox) index() error {
-	entries, err := os.ReadDir(o.dir)
+// write puts data into path atomically: a temporary file in the outbox,
+// written in one call and synced, then renamed into place.
+func (o *Outbox) write(path string, data []byte) error {
+	tmp, err := os.CreateTemp(o.dir, ".herald-*.eml.tmp")
 	if err != nil {
-		return fmt.Errorf("read outbox: %w", err)
+		return err
 	}
-	o.files = make(map[string][]string, len(entries))
-	for _, e := range entries {
-		name := e.Name()
-		if !e.Type().IsRegular() || len(name) <= len(outboxDateFormat) || !isOutboxDate(name[:len(outboxDateFormat)]) || !strings.HasSuffix(name, ".eml") {
-			continue
-		}
-		suffix := name[len(outboxDateFormat):]
-		o.files[suffix] = append(o.files[suffix], name)
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
 	}
-	return nil
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
 }
 
-// isOutboxDate reports whether s looks like 20261128T100000Z.
-func isOutboxDate(s string) bool {
-	if len(s) != len(outboxDateFormat) {
-		return false
+// syncDir makes the entries of dir durable: the names of files renamed
+// into it. Windows cannot sync a folder; there the name is as durable as
+// the file system's journal makes it.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; i {
-		case 8:
-			if c != 'T' {
-				return false
-			}
-		case 15:
-			if c != 'Z' {
-				return false
-			}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// groupSync runs one sync for many waiters (group commit). A wait is
+// answered by the first sync that begins after it; waits arriving while a
+// sync runs share the next one. Syncs run one at a time and are never
+// delayed on purpose. A wait that finds no sync running runs its own in
+// the caller, so a lone wait costs one sync and no hand-over; the rounds
+// that gather meanwhile go to a goroutine that lives while waits arrive.
+type groupSync struct {
+	sync func() error
+
+	mu sync.Mutex
+	// running says a sync is under way or about to be.
+	running bool
+	// next is the round the next sync answers, nil when no one waits.
+	next *syncRound
+}
+
+// syncRound is one sync and the waits it answers.
+type syncRound struct {
+	done    chan struct{} // closed once err is set
+	err     error
+	waiters int
+}
+
+// wait returns the error of a sync that began after wait was called. A
+// wait that joins a round returns early with ctx's cause if ctx ends.
+func (g *groupSync) wait(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.running {
+		g.running = true
+		g.mu.Unlock()
+		err := g.sync()
+		g.mu.Lock()
+		if g.next != nil {
+			go g.run()
+		} else {
+			g.running = false
+		}
+		g.mu.Unlock()
+		return err
+	}
+	r := g.next
+	if r == nil {
+		r = &syncRound{done: make(chan struct{})}
+		g.next = r
+	}
+	r.waiters++
+	g.mu.Unlock()
+
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		select {
+		case <-r.done:
+			return r.err
 		default:
-			if c < '0' || c > '9' {
-				return false
-			}
+			return context.Cause(ctx)
 		}
 	}
-	return true
+}
+
+// run syncs round after round until no one waits.
+func (g *groupSync) run() {
+	g.mu.Lock()
+	for g.next != nil {
+		r := g.next
+		g.next = nil
+		g.mu.Unlock()
+		r.err = g.sync()
+		close(r.done)
+		g.mu.Lock()
+	}
+	g.running = false
+	g.mu.Unlock()
 }
 
 // idName turns a message ID into a file name part: the local part (before

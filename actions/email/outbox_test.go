@@ -79,22 +79,27 @@ func TestOutboxWritesOneFilePerMessage(t *testing.T) {
 		}
 	})
 
-	t.Run("same ID with a new date replaces the old file", func(t *testing.T) {
+	t.Run("same ID with another date is a file of its own", func(t *testing.T) {
+		// Retries keep the date the email was rendered with; only a new
+		// rendering changes it, and that is written next to the old one.
 		m := doiRequest()
 		m.Date = sendDate.Add(time.Hour)
 		m.Subject = "re-rendered"
 		if _, err := o.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
-		want := "20261128T110000Z-01JD8XQK3W5N7R9T2V4Y6A8C0E-doi-request-2.eml"
-		if got := outboxFiles(t, dir); !slices.Equal(got, []string{want}) {
-			t.Fatalf("outbox holds %q, want [%s]", got, want)
+		later := "20261128T110000Z-01JD8XQK3W5N7R9T2V4Y6A8C0E-doi-request-2.eml"
+		if got := outboxFiles(t, dir); !slices.Equal(got, []string{want, later}) {
+			t.Fatalf("outbox holds %q, want [%s %s]", got, want, later)
 		}
-		b, err := os.ReadFile(filepath.Join(dir, want))
+		b, err := os.ReadFile(filepath.Join(dir, later))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkDelivered(t, m, b)
+		if b, err := os.ReadFile(filepath.Join(dir, want)); err != nil || !bytes.Equal(b, first) {
+			t.Errorf("the earlier file changed (%v)", err)
+		}
 	})
 
 	t.Run("other messages stay", func(t *testing.T) {
@@ -109,8 +114,8 @@ func TestOutboxWritesOneFilePerMessage(t *testing.T) {
 		if _, err := o.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
-		if got := outboxFiles(t, dir); len(got) != 3 {
-			t.Errorf("outbox holds %q, want 3 files", got)
+		if got := outboxFiles(t, dir); len(got) != 4 || !slices.Contains(got, want) {
+			t.Errorf("outbox holds %q, want 4 files, %s among them", got, want)
 		}
 	})
 }
@@ -154,31 +159,66 @@ func TestOutboxFileNames(t *testing.T) {
 	}
 }
 
+// Many Sends at once, each message sent twice by different senders (a
+// retry racing the first attempt): every message lands once, with the
+// bytes a lone Send writes, and no temporary file stays.
 func TestOutboxConcurrentSends(t *testing.T) {
+	const senders, messages = 32, 48 // message i goes out from senders i%32 and (i+16)%32
+	message := func(i int) *email.Message {
+		m := doiRequest()
+		m.ID = fmt.Sprintf("msg-%d@herald", i)
+		m.Text = fmt.Sprintf("Hallo Nummer %d,\n\nbitte bestätigen Sie Ihr Abo.\n", i)
+		m.Date = sendDate.Add(time.Duration(i) * time.Second)
+		return m
+	}
+
+	// The bytes each message should have, written one at a time.
+	ref, err := email.NewOutbox(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make(map[string][]byte, messages)
+	for i := range messages {
+		m := message(i)
+		if _, err := ref.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(ref.Path(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[filepath.Base(ref.Path(m))] = b
+	}
+
 	o, err := email.NewOutbox(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 16
 	var wg sync.WaitGroup
-	for i := range n {
+	for s := range senders {
 		wg.Go(func() {
-			m := doiRequest()
-			m.ID = fmt.Sprintf("msg-%d@herald", i%4) // each ID written four times
-			m.Date = sendDate.Add(time.Duration(i) * time.Second)
-			if _, err := o.Send(context.Background(), m); err != nil {
-				t.Error(err)
+			for i := s; i < 2*messages; i += senders {
+				if retry, err := o.Send(context.Background(), message(i%messages)); err != nil {
+					t.Errorf("Send = %t, %v", retry, err)
+				}
 			}
 		})
 	}
 	wg.Wait()
+
 	files := outboxFiles(t, o.Dir())
-	if len(files) != 4 {
-		t.Errorf("outbox holds %q, want one file per ID", files)
+	if len(files) != messages {
+		t.Errorf("outbox holds %d files, want one per message (%d)", len(files), messages)
 	}
 	for _, f := range files {
-		if strings.HasPrefix(f, ".") {
-			t.Errorf("temporary file %q left behind", f)
+		got, err := os.ReadFile(filepath.Join(o.Dir(), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := want[f]; !ok {
+			t.Errorf("unexpected file %q", f)
+		} else if !bytes.Equal(got, w) {
+			t.Errorf("%s differs from a lone Send's:\n%s\n---\n%s", f, got, w)
 		}
 	}
 }
