@@ -380,8 +380,19 @@ func (a *App) startNATS() error {
 	return err
 }
 
-// Banner writes what is running where, for the person who started it.
-func (a *App) Banner(w io.Writer) {
+// Banner writes what is running where, for the person who started it,
+// with commands to try that reach this Herald: a nats pub to its NATS
+// server, herald publish and herald outbox. toolFlags are the flags those
+// verbs need to read this configuration ("--config
+// /etc/herald/herald.yaml"); none when they find it by themselves.
+func (a *App) Banner(w io.Writer, toolFlags ...string) {
+	var configFlag string
+	for _, f := range toolFlags {
+		if configFlag != "" {
+			configFlag += " "
+		}
+		configFlag += f
+	}
 	nats := a.natsURL
 	if a.embedded != nil {
 		fsync := "off"
@@ -390,14 +401,24 @@ func (a *App) Banner(w io.Writer) {
 		}
 		nats += fmt.Sprintf(" (embedded, store %s, fsync %s)", filepath.Join(a.cfg.DataDir, "nats"), fsync)
 	}
+	verb := func(name string) string {
+		if configFlag == "" {
+			return "herald " + name
+		}
+		return "herald " + name + " " + configFlag
+	}
 	fmt.Fprintf(w, "Herald is running.\n")
 	fmt.Fprintf(w, "  NATS     %s\n", nats)
-	fmt.Fprintf(w, "  events   publish JSON events to herald.events.> (nats pub herald.events.web '{...}', or herald publish FILE.jsonl)\n")
+	fmt.Fprintf(w, "  events   publish JSON events to herald.events.> (nats pub -s %s herald.events.web '{...}', or %s FILE.jsonl)\n", a.natsURL, verb("publish"))
 	fmt.Fprintf(w, "  HTTP     http://%s (signed links under %s/l/, metrics at /metrics)\n", a.httpAddr, a.baseURL)
 	if n := len(a.cfg.Sites); n > 0 {
 		fmt.Fprintf(w, "  web      %d site(s): herald.js at http://%s/herald.js, collector at /v1/events and /v1/forms, demo shop at http://%s/demo\n", n, a.httpAddr, a.httpAddr)
 	}
-	fmt.Fprintf(w, "  email    %s\n", a.mailer)
+	if _, ok := a.mailer.(*email.Outbox); ok {
+		fmt.Fprintf(w, "  email    %s (read it with %s)\n", a.mailer, verb("outbox"))
+	} else {
+		fmt.Fprintf(w, "  email    %s\n", a.mailer)
+	}
 	fmt.Fprintf(w, "  rules    %d rules from %v\n", a.Rules().Len(), a.cfg.Rules)
 	fmt.Fprintf(w, "Press Ctrl-C to stop; send SIGHUP to reload the rules.\n")
 }

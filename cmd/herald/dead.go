@@ -32,7 +32,8 @@ good, each with the reason. A dead letter's ID is its sequence in the stream.
   retry  [--reason RE] --all | ID...    publish events again, then delete them
   purge  [--reason RE] [--yes] [ID...]  delete dead letters (all, or those chosen)
 
-Each reads serve's configuration with --config, or takes --nats.
+Each reaches NATS with serve's configuration (--config, else $HERALD_CONFIG,
+else ./herald.yaml), or the server --server names.
 Run herald dead COMMAND -h for its flags.
 Exits 1 when something could not be done, and 2 on bad usage or configuration.
 `

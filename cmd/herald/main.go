@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,16 @@ type command struct {
 type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// ctx, when set, ends herald serve as SIGINT does; tests run it so.
+	ctx context.Context
+}
+
+// context returns the context commands run in.
+func (c *cli) context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return context.Background()
 }
 
 func commands() []command {
@@ -39,6 +50,7 @@ func commands() []command {
 		{"publish", "send JSONL events to Herald through NATS", (*cli).publish},
 		{"profile", "show a customer's profile and recent activity", (*cli).profile},
 		{"dead", "list, show, retry and purge dead letters", (*cli).dead},
+		{"outbox", "list and read the emails written to the outbox folder", (*cli).outbox},
 		{"version", "print the version", (*cli).version},
 	}
 }
@@ -72,7 +84,9 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprintln(w, "\nRun herald COMMAND -h for a command's flags.")
+	fmt.Fprintln(w, "\nThe commands read herald serve's configuration: --config FILE, else the file")
+	fmt.Fprintln(w, "$"+envConfig+" names, else ./"+defaultConfigFile+" when there is one.")
+	fmt.Fprintln(w, "Run herald COMMAND -h for a command's flags.")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration.")
 }
 

@@ -12,6 +12,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+func TestMain(m *testing.M) {
+	// Every verb reads the file $HERALD_CONFIG names; each test sets what
+	// it wants.
+	os.Unsetenv(envConfig)
+	os.Exit(m.Run())
+}
+
 // run runs the CLI in-process and returns its exit code and output.
 func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()

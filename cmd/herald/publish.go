@@ -3,25 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
 	"unicode"
 
-	"github.com/herald-events/herald/app"
-	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// defaultNATSURL is where herald serve's embedded server listens.
-const defaultNATSURL = "nats://127.0.0.1:4222"
 
 // eventsPrefix starts every subject an event may be published on.
 var eventsPrefix = strings.TrimSuffix(natsbus.EventsSubjects, ">")
@@ -126,99 +119,4 @@ func checkSubject(s string) error {
 		}
 	}
 	return nil
-}
-
-// natsTarget is what the --nats and --config flags of publish and profile
-// say about the NATS to use.
-type natsTarget struct {
-	url    string // --nats; empty when not given
-	config string // --config; empty when not given
-}
-
-// natsFlags adds --nats and --config to fl.
-func natsFlags(fl *flag.FlagSet) *natsTarget {
-	t := new(natsTarget)
-	fl.StringVar(&t.url, "nats", "", "NATS server `URL`; wins over --config (default: the server of --config, else $NATS_URL, else "+defaultNATSURL+")")
-	fl.StringVar(&t.config, "config", "", "herald serve's configuration `file`, to reach NATS as it does: nats.url or nats.listen, credentials and TLS")
-	return t
-}
-
-// natsOptions works out how to reach NATS the way herald serve does: with
-// the nats settings of the configuration, and HERALD_NATS_PASSWORD or
-// HERALD_NATS_TOKEN from the environment. The server is the --nats URL;
-// else, with --config, nats.url or the embedded server's nats.listen;
-// else $NATS_URL, else defaultNATSURL.
-func natsOptions(t natsTarget, name string) (natsbus.ConnectOptions, error) {
-	cfg, err := config.Load(t.config)
-	if err != nil {
-		return natsbus.ConnectOptions{}, err
-	}
-	url := t.url
-	switch {
-	case url != "":
-	case t.config == "":
-		url = envOr("NATS_URL", defaultNATSURL)
-	case cfg.NATS.URL != "":
-		url = cfg.NATS.URL
-	default:
-		url = "nats://" + clientAddr(cfg.NATS.Listen)
-	}
-	opts := app.ConnectOptions(cfg, url, name, nil)
-	if err := opts.Validate(); err != nil {
-		if t.config != "" {
-			return opts, fmt.Errorf("%s: %w", t.config, err)
-		}
-		return opts, err
-	}
-	return opts, nil
-}
-
-// clientAddr is the address a client on this machine reaches a server
-// listening on listen at: the loopback address for a server listening on
-// every interface.
-func clientAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen // config.Load checked it
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// connectNATS connects command cmd (publish or profile) to NATS as t says;
-// see natsOptions. On failure it has reported the problem on stderr and
-// returns the exit code: exitUsage for the flags or the configuration,
-// exitFailed when NATS cannot be reached.
-func (c *cli) connectNATS(cmd string, t *natsTarget) (*nats.Conn, jetstream.JetStream, int) {
-	opts, err := natsOptions(*t, "herald "+cmd)
-	if err != nil {
-		if t.config != "" {
-			// Each line starts with the file, as in herald serve's errors.
-			fmt.Fprintln(c.stderr, err)
-		} else {
-			fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
-		}
-		return nil, nil, exitUsage
-	}
-	nc, err := natsbus.Connect(opts)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
-		return nil, nil, exitFailed
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
-		return nil, nil, exitFailed
-	}
-	return nc, js, exitOK
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

@@ -162,7 +162,7 @@ func TestPublishAndProfile(t *testing.T) {
 			want := sentTwice
 			if !tt.reached {
 				want = ""
-				if !strings.Contains(stderr, "connect to nats at "+closed) {
+				if !strings.Contains(stderr, "cannot reach NATS at "+closed+" (from --server)") {
 					t.Errorf("stderr %q, want a connection error for %s", stderr, closed)
 				}
 			}
@@ -270,7 +270,7 @@ func TestPublishAndProfileNATSUnreachable(t *testing.T) {
 			if code != exitFailed {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr)
 			}
-			if want := "herald " + args[0] + ": connect to nats at nats://"; !strings.Contains(stderr, want) {
+			if want := "herald " + args[0] + ": cannot reach NATS at nats://"; !strings.Contains(stderr, want) {
 				t.Errorf("stderr %q does not contain %q", stderr, want)
 			}
 			if strings.Contains(stderr, "pw-s3cret") {
@@ -351,14 +351,15 @@ func TestNATSOptions(t *testing.T) {
 			for _, name := range []string{"NATS_URL", config.EnvNATSPassword, config.EnvNATSToken} {
 				t.Setenv(name, tt.env[name])
 			}
-			target := natsTarget{url: tt.url}
+			target := natsTarget{server: tt.url}
 			if tt.config != "" {
 				target.config = filepath.Join(t.TempDir(), "herald.yaml")
 				if err := os.WriteFile(target.config, []byte(tt.config), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
-			got, err := natsOptions(target, "herald test")
+			plan, err := natsOptions(target, "herald test")
+			got := plan.opts
 			if len(tt.wantErrs) > 0 {
 				if err == nil {
 					t.Fatalf("no error, want %q", tt.wantErrs)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/app"
-	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/profile"
@@ -39,7 +38,7 @@ Exits 1 when any line was invalid, any rule failed or any effect failed as
 it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	var ruleDirs listFlag
 	fl.Var(&ruleDirs, "rules", "rule `file or directory` (repeat for more)")
-	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed")
+	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed (default: $"+envConfig+", else ./"+defaultConfigFile+" when there is one)")
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
@@ -69,9 +68,8 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		}
 		clock = t
 	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
+	cfg, _, ok := c.loadConfig(*configPath)
+	if !ok {
 		return exitUsage
 	}
 	set, err := app.LoadRules(cfg, ruleDirs...)

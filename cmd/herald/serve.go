@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,13 +16,15 @@ import (
 
 func (c *cli) serve(args []string) int {
 	fl := c.flags("serve", "[--config herald.yaml]", `Run Herald: consume events from NATS JetStream, apply the rules, send the
-emails, and serve the signed link pages over HTTP. With no configuration it
+emails, and serve the signed link pages over HTTP. The configuration is the
+--config file, else the file $HERALD_CONFIG names, else ./herald.yaml when
+there is one; the other verbs look for it the same way. Without one it
 starts an embedded NATS server on 127.0.0.1:4222 with its store in ./data,
 HTTP on 127.0.0.1:8080, writes emails to ./data/outbox and loads the double
 opt-in example. Secrets come from the environment: HERALD_LINK_KEYS,
 HERALD_SMTP_PASSWORD, HERALD_NATS_PASSWORD, HERALD_NATS_TOKEN,
 HERALD_WEBHOOK_SECRET.`)
-	configPath := fl.String("config", "", "configuration `file` (YAML)")
+	configPath := fl.String("config", "", "configuration `file` (YAML; default: $"+envConfig+", else ./"+defaultConfigFile+" when there is one)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -31,13 +32,12 @@ HERALD_WEBHOOK_SECRET.`)
 		fmt.Fprintf(c.stderr, "herald serve: unexpected argument %q; rule directories go in the config file (rules:)\n", fl.Arg(0))
 		return exitUsage
 	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
+	cfg, file, ok := c.loadConfig(*configPath)
+	if !ok {
 		return exitUsage
 	}
 	logger := newLogger(c.stderr, cfg.Log)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
@@ -49,7 +49,7 @@ HERALD_WEBHOOK_SECRET.`)
 		}
 		return exitUsage
 	}
-	a.Banner(c.stdout)
+	a.Banner(c.stdout, configFlagFor(file))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
