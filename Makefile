@@ -6,7 +6,6 @@ BIN         := $(CURDIR)/bin
 STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 10s
-BENCH_OUT   ?= bench/results.txt
 
 .PHONY: all build run test check fmt-check vet staticcheck unit fuzz bench clean
 
@@ -53,12 +52,20 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
 	$(FUZZ) -fuzz '^FuzzForms$$' ./ingest/collector
 
-## bench: the benchmarks, figures written to $(BENCH_OUT): decoding and
-## evaluation, then herald serve end to end on the embedded NATS server
-bench:
-	@mkdir -p $(dir $(BENCH_OUT))
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./event ./engine | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench BenchmarkServe -benchtime 2000x -count 3 ./app | tee -a $(BENCH_OUT)
+## bench: measure Herald against its targets, its peers and raw NATS, and
+## write bench/RESULTS.md; about 10 minutes, never part of `make test`.
+## BENCH_FLAGS=-quick runs small counts (about 2 minutes);
+## BENCH_FLAGS=-only=forms,hot measures some figures. bench/README.md
+## explains the figures.
+NATSCLI_VERSION := v0.5.0
+BENCH_BIN       := $(CURDIR)/bench/bin
+BENCH_FLAGS     ?=
+bench: build
+	@$(BENCH_BIN)/nats --version 2>/dev/null | grep -qx '$(NATSCLI_VERSION)' || \
+		{ echo "installing natscli $(NATSCLI_VERSION) into bench/bin"; \
+		  GOBIN=$(BENCH_BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION); }
+	$(GO) build -o $(BENCH_BIN)/benchrun ./bench/cmd/benchrun
+	GO=$(GO) $(BENCH_BIN)/benchrun $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
