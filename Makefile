@@ -51,6 +51,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzVerify$$' ./actions/webhook
 	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
 	$(FUZZ) -fuzz '^FuzzForms$$' ./ingest/collector
+	$(FUZZ) -fuzz '^FuzzSchema$$' ./schema
 
 ## bench: measure Herald against its targets, its peers and raw NATS, and
 ## write bench/RESULTS.md; about 10 minutes, never part of `make test`.
