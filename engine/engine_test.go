@@ -222,6 +222,51 @@ func TestEvaluateEmail(t *testing.T) {
 	}
 }
 
+// Regression: `${ profile.firstname ?? "friend" }` rendered "Welcome, "
+// for a customer without a first name: an unset standard field is "",
+// and ?? only defaulted nil.
+func TestEvaluateStandardFieldDefault(t *testing.T) {
+	e := New(mustRules(t, `
+  - name: welcome
+    on: form.submit
+    do:
+      - email:
+          template: news
+          to: ann@example.com
+          subject: Welcome, ${ profile.firstname ?? "friend" }
+          links: {unsubscribe: newsletter.unsubscribe}
+      - set: {greeting: "Hi ${ params.nick ?? profile.firstname ?? \"there\" }", hasEmail: "${ profile.email != nil }"}
+`))
+	tests := []struct {
+		name     string
+		p        *profile.Profile
+		params   map[string]any
+		subject  string
+		greeting string
+		hasEmail bool
+	}{
+		{"no profile", nil, nil, "Welcome, friend", "Hi there", false},
+		{"no first name", &profile.Profile{UUID: "c-1", Email: "ann@example.com"}, nil, "Welcome, friend", "Hi there", true},
+		{"first name", &profile.Profile{UUID: "c-1", Firstname: "Ann"}, nil, "Welcome, Ann", "Hi Ann", false},
+		{"set by the form", nil, map[string]any{"firstname": "Bob"}, "Welcome, Bob", "Hi Bob", false},
+		{"nick", &profile.Profile{UUID: "c-1", Firstname: "Ann"}, map[string]any{"nick": "Annie"}, "Welcome, Ann", "Hi Annie", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := e.Evaluate(newEvent("form.submit", tt.params), tt.p, t0)
+			if len(plan.Errors) > 0 {
+				t.Fatal(plan.Errors)
+			}
+			if m := emails(plan); len(m) != 1 || m[0].Subject != tt.subject {
+				t.Fatalf("emails %+v, want subject %q", m, tt.subject)
+			}
+			if a := plan.After.Attributes; a["greeting"] != tt.greeting || a["hasEmail"] != tt.hasEmail {
+				t.Fatalf("attributes %v, want greeting %q, hasEmail %v", a, tt.greeting, tt.hasEmail)
+			}
+		})
+	}
+}
+
 func TestEvaluateEmailWithoutRecipient(t *testing.T) {
 	e := New(mustRules(t, `
   - name: receipt

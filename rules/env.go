@@ -54,14 +54,27 @@ type Env struct {
 	// Expressions are compiled to call them wherever `+` may join strings.
 	Concat func(a, b string) (string, error) `expr:"__concat"`
 	Add    func(a, b any) (any, error)       `expr:"__add"`
+	// NilIfEmpty is nil for "" and v itself otherwise. Expressions are
+	// compiled to call it on a standard profile field before `??`, so
+	// that an unset field (always "") takes the default.
+	NilIfEmpty func(v any) any `expr:"__nilIfEmpty"`
 
-	concatBytes int // built by Concat and Add since Bind
+	concatBytes int  // built by Concat and Add since Bind
+	bound       *Env // the Env the functions read from
 }
 
 // Bind sets the environment's functions to read from e itself, so they see
-// later changes to e.Params and e.Profile. Call it once, on the Env that
-// expressions will run with.
+// later changes to e.Params and e.Profile, and starts a new count of the
+// bytes `+` may build (MaxConcatBytes). Call it on the Env that
+// expressions will run with, before each evaluation: binding an Env again
+// only starts the new count, so one Env may serve evaluation after
+// evaluation without allocating.
 func (e *Env) Bind() {
+	e.concatBytes = 0
+	if e.bound == e {
+		return
+	}
+	e.bound = e
 	e.HasTag = func(tag string) bool { return slices.Contains(e.Profile.Tags, tag) }
 	e.IsEmail = isEmailValue
 	e.Param = func(name any) any {
@@ -72,8 +85,15 @@ func (e *Env) Bind() {
 		s, _ := name.(string)
 		return e.Profile.Attributes[s]
 	}
-	e.concatBytes = 0
 	e.Concat, e.Add = concatenator(&e.concatBytes)
+	e.NilIfEmpty = nilIfEmpty
+}
+
+func nilIfEmpty(v any) any {
+	if s, ok := v.(string); ok && s == "" {
+		return nil
+	}
+	return v
 }
 
 func isEmailValue(v any) bool {
@@ -121,6 +141,91 @@ func (fastLookup) Visit(node *ast.Node) {
 		callee.SetType(lookupFuncType)
 		ast.Patch(node, &ast.CallNode{Callee: callee, Arguments: []ast.Node{m.Property}})
 	}
+}
+
+// unsetFields makes an unset standard profile field read as nil where
+// nil is asked about, as an unset attribute does. A standard field holds
+// text and is never set to "" (setting "" unsets it), so "" is exactly
+// "unset"; but its type is text, so comparing it with "" and text
+// functions keep working. It rewrites
+//
+//   - `profile.firstname ?? "friend"` into
+//     `__nilIfEmpty(profile.firstname) ?? "friend"`, so the default is
+//     taken when the field is unset; in a chain such as
+//     `params.name ?? profile.firstname ?? "friend"` every standard field
+//     before the last default is rewritten so;
+//   - `profile.firstname == nil` and `!= nil` into `== ""` and `!= ""`.
+type unsetFields struct{}
+
+var nilIfEmptyFuncType = reflect.TypeFor[func(any) any]()
+
+// Visit implements ast.Visitor.
+func (unsetFields) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok {
+		return
+	}
+	switch b.Operator {
+	case "??":
+		if isStandardField(b.Left) {
+			b.Left = nilIfEmptyCall(b.Left)
+		}
+		// In `a ?? profile.x ?? d`, (a ?? profile.x) is visited first;
+		// its right side must be nil when unset for d to be taken.
+		if l, ok := b.Left.(*ast.BinaryNode); ok && l.Operator == "??" && isStandardField(l.Right) {
+			l.Right = nilIfEmptyCall(l.Right)
+		}
+	case "==", "!=":
+		empty := &ast.StringNode{Value: ""}
+		empty.SetType(stringType)
+		switch {
+		case isNilNode(b.Right) && isStandardField(b.Left):
+			b.Right = empty
+		case isNilNode(b.Left) && isStandardField(b.Right):
+			b.Left = empty
+		}
+	}
+}
+
+func isNilNode(n ast.Node) bool {
+	_, ok := n.(*ast.NilNode)
+	return ok
+}
+
+// isStandardField reports whether n reads a standard field of the
+// profile: profile.email, profile["email"], profile?.email or
+// $env.profile.email.
+func isStandardField(n ast.Node) bool {
+	if c, ok := n.(*ast.ChainNode); ok {
+		n = c.Node
+	}
+	m, ok := n.(*ast.MemberNode)
+	if !ok || m.Type() == nil || m.Type().Kind() != reflect.String {
+		return false
+	}
+	prop, ok := m.Property.(*ast.StringNode)
+	return ok && profile.IsStandardField(prop.Value) && isName(m.Node, "profile")
+}
+
+// isName reports whether n is the top-level name: name or $env.name.
+func isName(n ast.Node, name string) bool {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return x.Value == name
+	case *ast.MemberNode:
+		env, ok := x.Node.(*ast.IdentifierNode)
+		prop, ok2 := x.Property.(*ast.StringNode)
+		return ok && ok2 && env.Value == "$env" && prop.Value == name
+	}
+	return false
+}
+
+func nilIfEmptyCall(arg ast.Node) ast.Node {
+	callee := &ast.IdentifierNode{Value: "__nilIfEmpty"}
+	callee.SetType(nilIfEmptyFuncType)
+	call := &ast.CallNode{Callee: callee, Arguments: []ast.Node{arg}}
+	call.SetType(anyType)
+	return call
 }
 
 // EventEnv is the event as rules see it.
@@ -188,33 +293,62 @@ func IsEmail(s string) bool {
 	if len(s) > 254 {
 		return false
 	}
-	at := strings.LastIndexByte(s, '@')
-	if at < 1 || at > 64 {
-		return false
-	}
-	local, domain := s[:at], s[at+1:]
-	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return false
-	}
-	for i := 0; i < len(local); i++ {
-		if c := local[i]; !isAlnum(c) && !strings.ContainsRune("!#$%&'*+/=?^_`{|}~.-", rune(c)) {
-			return false
+	// One pass: the domain from the end back to the last @, label by
+	// label, then the local part before it.
+	at, end, labels := -1, len(s), 0
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if c != '.' && c != '@' {
+			if emailBytes[c]&inLabel == 0 {
+				return false
+			}
+			continue
 		}
-	}
-	labels := 0
-	for label := range strings.SplitSeq(domain, ".") {
+		label := s[i+1 : end]
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isAlnum(c) && c != '-' {
-				return false
-			}
-		}
 		labels++
+		if c == '@' {
+			at = i
+			break
+		}
+		end = i
 	}
-	return labels >= 2
+	if labels < 2 || at < 1 || at > 64 {
+		return false
+	}
+	local := s[:at]
+	if local[0] == '.' || local[len(local)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if emailBytes[c]&inLocal == 0 || c == '.' && local[i+1] == '.' {
+			return false // the last byte is not a dot: local[i+1] exists
+		}
+	}
+	return true
 }
+
+// Where a byte may stand in an address, as bits of emailBytes.
+const (
+	inLocal = 1 << iota // the local part, dots included
+	inLabel             // a label of the domain
+)
+
+var emailBytes = func() (t [256]uint8) {
+	for c := range 256 {
+		if isAlnum(byte(c)) {
+			t[c] = inLocal | inLabel
+		}
+	}
+	for _, c := range []byte("!#$%&'*+/=?^_`{|}~.-") {
+		t[c] |= inLocal
+	}
+	t['-'] |= inLabel
+	return t
+}()
 
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
@@ -259,6 +393,7 @@ func compileOptions() []expr.Option {
 		// replays and tests depend on when they run.
 		expr.DisableBuiltin("now"),
 		expr.Patch(fastLookup{}),
+		expr.Patch(unsetFields{}),
 		// After fastLookup, so params.NAME is already a typed call.
 		expr.Patch(concatenation{}),
 	}, boundedBuiltins()...)
