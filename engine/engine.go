@@ -27,14 +27,21 @@ const AgreementAttribute = rules.AgreementAttribute
 // use; SetRules swaps the rule set atomically.
 type Engine struct {
 	rules atomic.Pointer[rules.Set]
-	vms   sync.Pool
+	// evaluations holds idle *evaluation values, each with its expression
+	// VM and bound environment, so that an evaluation allocates only what
+	// its plan keeps.
+	evaluations sync.Pool
 }
 
 // New returns an engine for the rule set.
 func New(set *rules.Set) *Engine {
 	e := &Engine{}
 	e.rules.Store(set)
-	e.vms.New = func() any { return &vm.VM{MemoryBudget: rules.MemoryBudget} }
+	e.evaluations.New = func() any {
+		x := &evaluation{m: &vm.VM{MemoryBudget: rules.MemoryBudget}}
+		x.step.x = x
+		return x
+	}
 	return e
 }
 
@@ -57,6 +64,11 @@ func (e *Engine) Wants(action string) bool {
 // rule sees the changes of the rules and actions before it. A rule that
 // fails at run time is recorded in Plan.Errors and its effects left out;
 // the others still run. Evaluate neither changes p nor the event.
+//
+// The plan's After is a copy of p as soon as the plan changes anything:
+// it shares no attributes or tags with p, so either may be changed later
+// without the other seeing it. When the plan changes nothing, After is p
+// itself (for a customer without a profile, a new empty one).
 func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *Plan {
 	plan := &Plan{Event: ev}
 	candidates := e.rules.Load().For(ev.Action)
@@ -65,37 +77,21 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 		return plan
 	}
 	plan.Before = p
-	plan.Fired = make([]Fired, 0, len(candidates))
-	plan.Evaluated = make([]string, 0, len(candidates))
-	ev2 := evaluation{plan: plan, ev: ev, now: now, m: e.vms.Get().(*vm.VM), effects: make([]Effect, 0, 2*len(candidates))}
-	defer e.vms.Put(ev2.m)
-	if p == nil {
-		ev2.work = profile.New(ev.UUID, now).CloneForChange()
-		ev2.owned = true
-	} else {
-		ev2.work = p
-	}
-	ev2.env = rules.Env{
-		Event: rules.EventEnv{
-			ID: ev.ID, Action: ev.Action, Label: ev.Label, Time: ev.Time,
-			UUID: ev.UUID, Site: ev.Site, Params: ev.Params, Depth: ev.Depth,
-		},
-		Action: ev.Action, Label: ev.Label, Params: ev.Params, UUID: ev.UUID,
-		Site: ev.Site, Time: ev.Time, Now: now,
-		Profile: rules.ProfileEnvOf(ev2.work),
-	}
-	ev2.env.Bind()
+	x := e.evaluations.Get().(*evaluation)
+	x.begin(plan, ev, p, now, candidates, isForm)
 	if isForm {
-		ev2.form()
+		x.form()
 	}
-	for _, r := range candidates {
-		if r.Matches(ev.Params) {
-			plan.Evaluated = append(plan.Evaluated, r.Name)
-			ev2.rule(r)
-		}
+	for _, r := range x.matched {
+		plan.Evaluated = append(plan.Evaluated, r.Name)
+		x.rule(r)
 	}
-	plan.After = ev2.work
-	ev2.shareEmitBudget()
+	plan.After = x.work
+	x.shareEmitBudget()
+	// Only an evaluation that ran to its end is reused: a panic above
+	// leaves x to the garbage collector.
+	x.end()
+	e.evaluations.Put(x)
 	return plan
 }
 
@@ -103,6 +99,9 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 // event's emit budget (rules.ShareEmitBudget), now that every emit is
 // planned.
 func (x *evaluation) shareEmitBudget() {
+	if !x.outs {
+		return // no effect on the world, so no emit
+	}
 	var emits []*rules.Emit
 	for _, f := range x.plan.Fired {
 		for _, e := range f.Effects {
@@ -114,20 +113,125 @@ func (x *evaluation) shareEmitBudget() {
 	rules.ShareEmitBudget(x.ev, emits)
 }
 
-// evaluation is the state of one Evaluate call.
+// evaluation is the state of one Evaluate call. Between calls it rests in
+// the engine's pool, holding only what is not the plan's: the VM, the
+// bound environment and the matched-rules buffer.
 type evaluation struct {
-	plan  *Plan
-	ev    *event.Event
-	now   time.Time
-	m     *vm.VM
-	env   rules.Env
-	work  *profile.Profile // the profile with the changes so far
-	owned bool             // work is a copy Evaluate may change
+	plan *Plan
+	ev   *event.Event
+	now  time.Time
+	m    *vm.VM
+	env  rules.Env
 
+	// work is the profile with the changes so far: the caller's profile
+	// until the first change that changes something, then a copy made
+	// with room for attrs more attributes and tags more tags.
+	work        *profile.Profile
+	owned       bool
+	attrs, tags int
+
+	matched []*rules.Rule    // the rules whose trigger and match hold
 	effects []Effect         // of all rules; each Fired holds a part
+	outs    bool             // an effect on the world was planned
 	changes []profile.Change // the current block of changes
 	stale   bool             // env.Profile lags behind work
 	step    step             // what the action being planned sees
+}
+
+// Bounds on what begin sets aside before the rules run; a plan needing
+// more grows as it goes.
+const (
+	roomChanges = 64 // profile changes and effects
+	roomFields  = 32 // new attributes, and new tags, of the working copy
+)
+
+// begin prepares x to evaluate ev against p: it picks the candidates
+// whose match holds, sets aside room for what they may plan, and binds the
+// environment.
+func (x *evaluation) begin(plan *Plan, ev *event.Event, p *profile.Profile, now time.Time, candidates []*rules.Rule, isForm bool) {
+	x.plan, x.ev, x.now = plan, ev, now
+	var n room
+	if isForm {
+		n = formRoom(ev.Params)
+	}
+	for _, r := range candidates {
+		if r.Matches(ev.Params) {
+			x.matched = append(x.matched, r)
+			n.add(r)
+		}
+	}
+	fired := len(x.matched)
+	if isForm {
+		fired++
+	}
+	plan.Fired = make([]Fired, 0, fired)
+	plan.Evaluated = make([]string, 0, len(x.matched))
+	x.effects = make([]Effect, 0, min(n.changes+n.outs, roomChanges))
+	if k := min(n.changes, roomChanges); k > 0 {
+		x.changes = make([]profile.Change, 0, k)
+	}
+	x.attrs, x.tags = min(n.attrs, roomFields), min(n.tags, roomFields)
+	if p == nil {
+		// A customer without a profile: the empty profile is ours to
+		// change from the start.
+		x.work = &profile.Profile{UUID: ev.UUID, Created: now, Updated: now,
+			Attributes: make(map[string]any, x.attrs), Tags: make([]string, 0, x.tags)}
+		x.owned = true
+	} else {
+		x.work, x.owned = p, false
+	}
+
+	env := &x.env
+	env.Event = rules.EventEnv{
+		ID: ev.ID, Action: ev.Action, Label: ev.Label, Time: ev.Time,
+		UUID: ev.UUID, Site: ev.Site, Params: ev.Params, Depth: ev.Depth,
+	}
+	env.Action, env.Label, env.Params, env.UUID = ev.Action, ev.Label, ev.Params, ev.UUID
+	env.Site, env.Time, env.Now = ev.Site, ev.Time, now
+	env.Profile = rules.ProfileEnvOf(x.work)
+	env.Bind()
+	x.stale, x.outs = false, false
+}
+
+// end lets go of everything the plan holds or the call was given, so that
+// x can rest in the pool.
+func (x *evaluation) end() {
+	x.plan, x.ev, x.work = nil, nil, nil
+	x.effects, x.changes = nil, nil
+	clear(x.matched)
+	x.matched = x.matched[:0]
+	x.env.Event = rules.EventEnv{}
+	x.env.Params = nil
+	x.env.Profile = rules.ProfileEnv{}
+	x.step.rule = ""
+}
+
+// room estimates what rules add to a plan when they fire: profile changes,
+// effects on the world, new attributes and new tags.
+type room struct{ changes, outs, attrs, tags int }
+
+// add counts the actions of r.
+func (n *room) add(r *rules.Rule) {
+	for _, a := range r.Do {
+		switch a := a.(type) {
+		case *rules.SetAction:
+			n.changes += len(a.Fields)
+			for _, f := range a.Fields {
+				if !profile.IsStandardField(f.Name) {
+					n.attrs++
+				}
+			}
+		case *rules.UnsetAction:
+			n.changes += len(a.Names)
+		case *rules.TagAction:
+			n.changes += len(a.Tags)
+			n.tags += len(a.Tags)
+		case *rules.UntagAction:
+			n.changes += len(a.Tags)
+		default:
+			n.outs++
+		}
+	}
 }
 
 // run runs an expression, first bringing the profile it sees up to date.
@@ -184,7 +288,7 @@ func (x *evaluation) rule(r *rules.Rule) {
 		}
 	}
 	st := &x.step
-	st.x, st.rule = x, r.Name
+	st.rule = r.Name
 	for i, a := range r.Do {
 		at, kind = i, a.Kind()
 		st.index = i
@@ -221,6 +325,7 @@ func (s *step) Changes() []*profile.Change {
 
 func (s *step) Effect(e rules.Effect) {
 	s.x.effects = append(s.x.effects, Effect{Step: s.index, Out: e})
+	s.x.outs = true
 }
 
 // Emitted counts the "emit" effects planned so far: those of the rules
@@ -236,26 +341,31 @@ func (s *step) Emitted() int {
 }
 
 // Change applies a change to the working profile, copying the caller's
-// profile first, and records it when it changes anything.
+// profile at the first change that changes something, and records it when
+// it changes anything.
 func (s *step) Change(op profile.Op, name string, value any) error {
 	x := s.x
 	if !x.owned {
-		x.work = x.work.CloneForChange()
+		if !x.work.WouldChange(&profile.Change{Op: op, Name: name, Value: value}) {
+			return nil
+		}
+		x.work = x.work.CloneWithRoom(x.attrs, x.tags)
 		x.owned = true
 	}
-	// Changes are allocated in small blocks: the plan keeps pointers to
-	// them, and one allocation a change is most of what evaluation costs.
 	if len(x.changes) == cap(x.changes) {
+		// Changes are allocated in blocks: the plan keeps pointers to
+		// them, and one allocation a change would be most of what
+		// evaluation costs.
 		x.changes = make([]profile.Change, 0, max(8, 2*len(x.plan.Fired)+2))
 	}
 	x.changes = append(x.changes, profile.Change{Op: op, Name: name, Value: value})
-	c := &x.changes[len(x.changes)-1]
-	changed, err := x.work.Apply(c, x.now)
+	pc := &x.changes[len(x.changes)-1]
+	changed, err := x.work.Apply(pc, x.now)
 	if err != nil || !changed {
 		x.changes = x.changes[:len(x.changes)-1]
 		return err
 	}
 	x.stale = true
-	x.effects = append(x.effects, Effect{Step: s.index, Change: c})
+	x.effects = append(x.effects, Effect{Step: s.index, Change: pc})
 	return nil
 }

@@ -38,7 +38,7 @@ func (x *evaluation) form() {
 	start := len(x.effects)
 	updated := x.work.Updated
 	st := &x.step
-	st.x, st.rule, st.index = x, FormRule, 0
+	st.rule, st.index = FormRule, 0
 	fail := func(step int, kind string, err error) {
 		for i := len(x.effects) - 1; i >= start; i-- {
 			if c := x.effects[i].Change; c != nil {
@@ -61,14 +61,18 @@ func (x *evaluation) form() {
 		if s == "" {
 			continue
 		}
-		if err := st.Change(profile.OpSet, name, s); err != nil {
+		value := v // the param itself when it needs no trimming: no new box
+		if str, ok := v.(string); !ok || str != s {
+			value = s
+		}
+		if err := st.Change(profile.OpSet, name, value); err != nil {
 			fail(0, "set", err)
 			return
 		}
 	}
 	st.index = 1
 	if types, _ := params[event.ParamFormType].(string); types != "" {
-		for _, t := range strings.Split(types, ",") {
+		for t := range strings.SplitSeq(types, ",") {
 			if !profile.ValidTag(t) {
 				fail(1, "tag", fmt.Errorf("%s: form type %q is not a tag; use letters, digits, -, _, . and :, at most 64 characters, types separated by commas without spaces", event.ParamFormType, t))
 				return
@@ -81,7 +85,7 @@ func (x *evaluation) form() {
 	}
 	st.index = 2
 	if names, _ := params[event.ParamFormAttributes].(string); names != "" {
-		for _, n := range strings.Split(names, ",") {
+		for n := range strings.SplitSeq(names, ",") {
 			v, ok := params[n]
 			if !ok || v == "" || profile.IsStandardField(n) {
 				continue // a standard field was set above
@@ -99,6 +103,22 @@ func (x *evaluation) form() {
 	if len(x.effects) > start {
 		x.plan.Fired = append(x.plan.Fired, Fired{Rule: FormRule, Effects: x.effects[start:len(x.effects):len(x.effects)]})
 	}
+}
+
+// formRoom estimates what the form step adds to a plan with params: a
+// change for each param (a standard field or an attribute it may set) and
+// each form type.
+func formRoom(params map[string]any) room {
+	n := room{changes: len(params)}
+	if types, _ := params[event.ParamFormType].(string); types != "" {
+		k := strings.Count(types, ",") + 1
+		n.changes += k
+		n.tags += k
+	}
+	if names, _ := params[event.ParamFormAttributes].(string); names != "" {
+		n.attrs += strings.Count(names, ",") + 1
+	}
+	return n
 }
 
 func isFormParam(n string) bool {

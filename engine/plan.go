@@ -71,9 +71,21 @@ func (e *RuleError) Error() string {
 // Unwrap returns the underlying error.
 func (e *RuleError) Unwrap() error { return e.Err }
 
-// Changes returns the profile changes of the plan in order.
+// Changes returns the profile changes of the plan in order, nil when
+// there are none.
 func (p *Plan) Changes() []*profile.Change {
-	var out []*profile.Change
+	n := 0
+	for _, f := range p.Fired {
+		for _, e := range f.Effects {
+			if e.Change != nil {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]*profile.Change, 0, n)
 	for _, f := range p.Fired {
 		for _, e := range f.Effects {
 			if e.Change != nil {
@@ -85,9 +97,20 @@ func (p *Plan) Changes() []*profile.Change {
 }
 
 // Outs returns the plan's effects on the world, suppressed ones included,
-// in order.
+// in order, nil when there are none.
 func (p *Plan) Outs() []rules.Effect {
-	var out []rules.Effect
+	n := 0
+	for _, f := range p.Fired {
+		for _, e := range f.Effects {
+			if e.Out != nil {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]rules.Effect, 0, n)
 	for _, f := range p.Fired {
 		for _, e := range f.Effects {
 			if e.Out != nil {

@@ -69,6 +69,9 @@ func (d *Decoder) Decode(data []byte) (*Event, error) {
 		return nil, invalid("event", fmt.Sprintf("%d bytes is too large; at most %d bytes", len(data), MaxEventSize))
 	}
 	p := decoder{scanner: scanner{data: data}}
+	if len(data) <= maxShared {
+		p.src = string(data)
+	}
 	if c := p.next(); c != '{' {
 		if c == 0 || !json.Valid(data) {
 			return nil, syntaxError(data)
@@ -138,10 +141,15 @@ const (
 // fieldNames holds the JSON names of the fields, in bit order.
 var fieldNames = [...]string{"id", "action", "label", "time", "uuid", "site", "params"}
 
+// maxShared is the largest event whose strings share one copy of its
+// JSON (see decoder.readString).
+const maxShared = 1024
+
 // decoder holds the state of one Decode call.
 type decoder struct {
 	scanner
 	checker
+	src     string   // data as a string, when at most maxShared bytes
 	seen    uint8    // fields read
 	twice   uint8    // fields reported as appearing twice
 	bad     uint8    // fields reported as malformed: their values are not checked
@@ -226,6 +234,25 @@ func (p *decoder) field(e *Event, key []byte) bool {
 	return p.params(e)
 }
 
+// readString reads the string literal at p.pos, as str does, into a
+// string. A literal without escapes in an event of at most maxShared
+// bytes becomes a part of p.src, the one copy of the event's JSON: the
+// event's strings then cost one allocation, not one each, and keeping any
+// of them keeps that copy, at most maxShared bytes, alive.
+func (p *decoder) readString() (string, bool) {
+	at := p.pos
+	b, ok := p.str()
+	if !ok {
+		return "", false
+	}
+	// An escape decodes shorter than it is written, so a string as long
+	// as its literal is the literal, verbatim.
+	if start, end := at+1, p.pos-1; p.src != "" && len(b) == end-start {
+		return p.src[start:end], true
+	}
+	return string(b), true
+}
+
 // name returns the JSON name of field f.
 func name(f uint8) string {
 	for i, n := range fieldNames {
@@ -240,8 +267,8 @@ func name(f uint8) string {
 func (p *decoder) text(dst *string, f uint8) bool {
 	switch c := p.next(); c {
 	case '"':
-		b, ok := p.str()
-		*dst = string(b)
+		var ok bool
+		*dst, ok = p.readString()
 		return ok
 	case 'n':
 		return p.literal()
@@ -261,11 +288,10 @@ func (p *decoder) time(e *Event) bool {
 	case 'n':
 		return p.literal()
 	case '"':
-		b, ok := p.str()
+		s, ok := p.readString()
 		if !ok {
 			return false
 		}
-		s := string(b)
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			p.bad |= fieldTime
@@ -310,8 +336,8 @@ func (p *decoder) params(e *Event) bool {
 			if p.next() != '"' {
 				return false
 			}
-			key, ok := p.str()
-			if !ok || !p.consume(':') || !p.param(e, string(key)) {
+			key, ok := p.readString()
+			if !ok || !p.consume(':') || !p.param(e, key) {
 				return false
 			}
 			if p.consume('}') {
@@ -342,11 +368,11 @@ func (p *decoder) param(e *Event, key string) bool {
 	var v any
 	switch c := p.next(); c {
 	case '"':
-		b, ok := p.str()
+		s, ok := p.readString()
 		if !ok {
 			return false
 		}
-		v = string(b)
+		v = s
 	case 't', 'f':
 		if !p.literal() {
 			return false

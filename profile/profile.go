@@ -104,11 +104,21 @@ func (p *Profile) Clone() *Profile {
 
 // CloneForChange returns a deep copy of p with room for a few more
 // attributes and tags, for a copy that is about to change.
-func (p *Profile) CloneForChange() *Profile {
+func (p *Profile) CloneForChange() *Profile { return p.CloneWithRoom(8, 4) }
+
+// CloneWithRoom returns a deep copy of p with room for attrs more
+// attributes and tags more tags, for a copy about to change by about as
+// many: adding them then allocates nothing. The copy's attribute map and
+// tag slice are never nil.
+func (p *Profile) CloneWithRoom(attrs, tags int) *Profile {
 	c := *p
-	c.Attributes = make(map[string]any, len(p.Attributes)+8)
-	maps.Copy(c.Attributes, p.Attributes)
-	c.Tags = make([]string, len(p.Tags), len(p.Tags)+4)
+	if attrs > 0 || p.Attributes == nil {
+		c.Attributes = make(map[string]any, len(p.Attributes)+attrs)
+		maps.Copy(c.Attributes, p.Attributes)
+	} else {
+		c.Attributes = maps.Clone(p.Attributes) // copies the table whole
+	}
+	c.Tags = make([]string, len(p.Tags), len(p.Tags)+tags)
 	copy(c.Tags, p.Tags)
 	return &c
 }
@@ -256,9 +266,45 @@ func (p *Profile) Apply(c *Change, t time.Time) (bool, error) {
 	return true, nil
 }
 
+// WouldChange reports whether Apply would change p, or fail, for c. When
+// it reports false, Apply(c) would return false and no error, leaving p
+// as it is. It changes neither p nor c, so it may be called on a profile
+// that others read at the same time.
+func (p *Profile) WouldChange(c *Change) bool {
+	switch c.Op {
+	case OpSet, OpUnset:
+		if s, ok := p.standard(c.Name); ok {
+			if c.Op == OpUnset {
+				return *s != ""
+			}
+			str, isString := c.Value.(string)
+			return !isString || *s != str || oneLine(str) != ""
+		}
+		old, had := p.Attributes[c.Name]
+		if c.Op == OpUnset {
+			return had
+		}
+		return !had || old != c.Value
+	case OpTag:
+		return !p.HasTag(c.Name)
+	case OpUntag:
+		return p.HasTag(c.Name)
+	}
+	return true // an unknown operation: Apply fails
+}
+
 // oneLine says why s cannot be a standard field's value (see Apply), or
 // returns "".
 func oneLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return oneLineSlow(s)
+		}
+	}
+	return "" // printable ASCII, as most values are
+}
+
+func oneLineSlow(s string) string {
 	if !utf8.ValidString(s) {
 		return "not valid UTF-8"
 	}

@@ -142,6 +142,10 @@ func TestApplyAndRevert(t *testing.T) {
 			}
 			p := start()
 			c := tt.change
+			if would := p.WouldChange(&c); would != tt.changed {
+				t.Errorf("WouldChange = %v, want %v", would, tt.changed)
+			}
+			assertProfile(t, "after WouldChange", p, start())
 			changed, err := p.Apply(&c, t1)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
@@ -186,6 +190,9 @@ func TestApplyErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := base()
+			if !p.WouldChange(&tt.change) {
+				t.Error("WouldChange = false for a change Apply refuses")
+			}
 			changed, err := p.Apply(&tt.change, t1)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Apply error = %v, want %q", err, tt.want)
@@ -194,6 +201,55 @@ func TestApplyErrors(t *testing.T) {
 				t.Error("Apply reported a change")
 			}
 			assertProfile(t, "after a failed Apply", p, base())
+		})
+	}
+}
+
+// A standard field set to the value it holds changes nothing, unless Apply
+// would refuse the value: a stored one from before the rule for text was
+// checked is refused all the same.
+func TestWouldChangeRefusedValue(t *testing.T) {
+	p := base()
+	p.Firstname = "John\nBcc: x@example.com"
+	c := profile.Change{Op: profile.OpSet, Name: profile.FieldFirstname, Value: p.Firstname}
+	if !p.WouldChange(&c) {
+		t.Fatal("WouldChange = false")
+	}
+	if _, err := p.Apply(&c, t1); err == nil {
+		t.Fatal("Apply accepted the value")
+	}
+}
+
+// A copy made for changing shares no attributes or tags with the
+// original, has room for the changes to come, and never nil ones.
+func TestCloneWithRoom(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		p           *profile.Profile
+		attrs, tags int
+	}{
+		{"base", base(), 0, 0},
+		{"base with room", base(), 10, 10},
+		{"empty", profile.New("u1", t0), 0, 0},
+		{"empty with room", profile.New("u1", t0), 3, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.p.CloneWithRoom(tt.attrs, tt.tags)
+			assertProfile(t, "copy", c, tt.p)
+			if c.Attributes == nil || c.Tags == nil {
+				t.Fatalf("nil attributes or tags: %+v", c)
+			}
+			if cap(c.Tags)-len(c.Tags) < tt.tags {
+				t.Errorf("room for %d tags, want %d", cap(c.Tags)-len(c.Tags), tt.tags)
+			}
+			c.Attributes["added"] = 1.0
+			c.Tags = append(c.Tags, "added")
+			if len(c.Tags) > 1 {
+				c.Tags[0] = "changed"
+			}
+			if _, ok := tt.p.Attributes["added"]; ok || tt.p.HasTag("added") || tt.p.HasTag("changed") {
+				t.Fatalf("a change to the copy showed in the original: %+v", tt.p)
+			}
 		})
 	}
 }
