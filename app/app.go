@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if err := a.startNATS(); err != nil {
 		return nil, err
 	}
-	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas})
+	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas, Partitions: cfg.NATS.Partitions})
 	if err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}
@@ -165,6 +165,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		AckWait:       natsbus.AckWait,
 		Metrics:       metrics,
 		Logger:        logger,
+		// With nats.partitions, the engines share the partitions; see
+		// docs/scaling.md.
+		Partitions: res.Partitions,
+		Engine:     name,
+		Canonical:  canonicalCustomer(profiles),
+		Released:   func(ctx context.Context) error { return apply.Flush(ctx, 0) },
 	}
 
 	collect, err := collector.New(collector.Config{

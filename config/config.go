@@ -86,6 +86,9 @@ type Config struct {
 	baseURLDefaulted bool
 }
 
+// MaxPartitions bounds nats.partitions; natsbus.MaxPartitions is the same.
+const MaxPartitions = 256
+
 // The ways events handled are acknowledged; see Config.Acks.
 const (
 	AcksAsync = "async"
@@ -163,6 +166,12 @@ type NATS struct {
 	// Replicas of Herald's streams and bucket on a cluster. Unset: 1 when
 	// Herald creates them, and whatever they have when they exist.
 	Replicas int `yaml:"replicas"`
+	// Partitions splits the events stream into that many partitions by
+	// customer, so that engines sharing it each take some and every
+	// customer's events are handled by one engine at a time, in order (see
+	// docs/scaling.md). Every engine needs the same value, and it cannot
+	// change once set. Unset (0): one consumer shared by every engine.
+	Partitions int `yaml:"partitions"`
 	// Credentials for an existing deployment; the password and token come
 	// from HERALD_NATS_PASSWORD and HERALD_NATS_TOKEN.
 	Creds string `yaml:"creds"`
@@ -350,6 +359,9 @@ func (c *Config) validate() error {
 	}
 	if c.NATS.Replicas < 0 || c.NATS.Replicas > 5 {
 		bad("nats.replicas", "%d: use 1 to 5", c.NATS.Replicas)
+	}
+	if c.NATS.Partitions < 0 || c.NATS.Partitions > MaxPartitions {
+		bad("nats.partitions", "%d: use 1 to %d, or leave it out for one consumer shared by every engine", c.NATS.Partitions, MaxPartitions)
 	}
 	if (c.NATS.TLS.Cert == "") != (c.NATS.TLS.Key == "") {
 		bad("nats.tls", "cert and key go together")

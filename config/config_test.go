@@ -64,6 +64,7 @@ func TestErrorsAllAtOnce(t *testing.T) {
 nats:
   listen: nowhere
   replicas: 9
+  partitions: 1000
 http:
   base_url: ftp://x
 email:
@@ -78,7 +79,7 @@ log: {level: loud}
 	if err == nil {
 		t.Fatal("Load accepted a broken config")
 	}
-	for _, want := range []string{"nats.listen", "nats.replicas", "http.base_url", "email.from", "email.reply_to", "email.smtp.url", "email.smtp.tls_policy", "workers", "log.level"} {
+	for _, want := range []string{"nats.listen", "nats.replicas", "nats.partitions", "http.base_url", "email.from", "email.reply_to", "email.smtp.url", "email.smtp.tls_policy", "workers", "log.level"} {
 		if !strings.Contains(err.Error(), want+":") {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

@@ -126,6 +126,31 @@ type Consumer struct {
 	// nothing is logged).
 	Logger *slog.Logger
 
+	// Partitions, if not nil, makes Run consume a partitioned events
+	// stream (natsbus.SetupConfig.Partitions) as one of the engines
+	// sharing it, in place of Consumer: the engines agree which of them
+	// takes each partition, and each customer's events are handled by
+	// one engine at a time, in stream order, across engines. See
+	// partitioned.go and docs/scaling.md.
+	Partitions *natsbus.Partitions
+	// Engine names this engine among the engines sharing Partitions;
+	// required with them. Engines need distinct names.
+	Engine string
+	// Canonical, if not nil, tells the customer whose events an event of
+	// uuid joins: with Partitions, an event of an anonymous customer
+	// merged into a known one is published again on the known customer's
+	// subject, so that both customers' later events are handled in one
+	// order. See CanonicalFunc.
+	Canonical CanonicalFunc
+	// Released, if not nil, is called with Partitions once the events of
+	// partitions this engine lets go of are all settled, before another
+	// engine can take them (serve writes the performed effects out of the
+	// customers' records). An error is logged.
+	Released func(ctx context.Context) error
+	// Heartbeat is how often the engine announces itself with Partitions
+	// (default a quarter of the engines bucket's TTL).
+	Heartbeat time.Duration
+
 	pulling atomic.Bool // see Pulling
 }
 
@@ -144,6 +169,8 @@ func defaultBackoff(n uint64) time.Duration {
 
 // run is one Run of a Consumer, with its settings defaulted.
 type run struct {
+	fwd *forwarder // with Partitions: publishes events on other subjects
+
 	js            jetstream.Consumer
 	handle        HandlerFunc
 	deadLetterFn  DeadLetterFunc
@@ -169,8 +196,10 @@ type run struct {
 // closed).
 func (c *Consumer) Run(ctx context.Context) error {
 	switch {
-	case c.Consumer == nil:
+	case c.Consumer == nil && c.Partitions == nil:
 		return errors.New("run consumer: no JetStream consumer")
+	case c.Partitions != nil && c.Engine == "":
+		return errors.New("run consumer: partitioned, but no engine name")
 	case c.Handle == nil:
 		return errors.New("run consumer: no handler")
 	case c.DeadLetter == nil:
@@ -228,14 +257,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// are finished and acked rather than cut off.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	queueSize := r.inflight.size()
+	if c.Partitions != nil {
+		queueSize = partitionedQueueSize(c.Partitions)
+	}
 	queues := make([]chan job, workers)
 	var wg sync.WaitGroup
 	for i := range queues {
 		// A queue can take every message pulled: handing one out never
 		// waits, and each is reported in progress while it waits.
-		q := make(chan job, r.inflight.size())
+		q := make(chan job, queueSize)
 		queues[i] = q
-		w := &worker{r: r, blocked: make(map[string]blocked)}
+		w := &worker{r: r, held: make(map[string]*hold), done: make(map[string]uint64)}
 		wg.Go(func() {
 			for j := range q {
 				w.handle(workCtx, j)
@@ -244,16 +277,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Go(func() { r.inflight.keepInProgress(bgCtx, c.progressEvery()) })
-	if r.metrics != nil {
-		every := c.InfoEvery
-		if every <= 0 {
-			every = 5 * time.Second
-		}
-		bg.Go(func() { r.sample(bgCtx, every) })
+	every := c.InfoEvery
+	if every <= 0 {
+		every = 5 * time.Second
 	}
-
-	runErr := r.pull(ctx, workCtx, queues)
+	var runErr error
+	if c.Partitions != nil {
+		runErr = c.runPartitioned(ctx, workCtx, r, queues)
+	} else {
+		bg.Go(func() { r.inflight.keepInProgress(bgCtx, c.progressEvery(), nil) })
+		if r.metrics != nil {
+			bg.Go(func() { r.sample(bgCtx, every) })
+		}
+		runErr = r.pull(ctx, workCtx, queues)
+	}
 
 	for _, q := range queues {
 		close(q)
@@ -319,15 +356,17 @@ func (r *run) pull(ctx, workCtx context.Context, queues []chan job) error {
 			r.inflight.add(msg)
 			r.metrics.receivedOne()
 			j, err := decode(msg)
+			j.fl = r.inflight
 			if err != nil {
 				r.keepDead(workCtx, j, err, reasonInvalid)
 				continue
 			}
+			j.key = j.ev.UUID
 			if r.wants != nil && !r.wants(j.ev) {
 				r.settleUnwanted(workCtx, j)
 				continue
 			}
-			queues[maphash.String(seed, j.ev.UUID)%uint64(len(queues))] <- j
+			queues[maphash.String(seed, j.key)%uint64(len(queues))] <- j
 		}
 		r.inflight.endFetch()
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
@@ -408,7 +447,18 @@ type job struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	ev   *event.Event
-	att  attempt // the attempt at handling it; see Attempts
+	att  attempt   // the attempt at handling it; see Attempts
+	fl   *inflight // holds msg until it is settled
+	// key names the customer whose events are handled one at a time, in
+	// order: the uuid, or with Partitions the customer token of the
+	// subject (the known customer's, for events forwarded after a merge).
+	key string
+	// part is the partition msg came from, with Partitions: the job is
+	// handled only while this engine still holds the partition, in the
+	// tenure it was pulled in.
+	part    *partition
+	tenure  uint64
+	lineage uint64 // see partition.lineage
 }
 
 // decode reads the event in a message. An event without a time gets the

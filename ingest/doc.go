@@ -8,4 +8,8 @@
 // Consumer does with the handler's error depends on its kind: a permanent
 // error (see Permanent) keeps the event as a dead letter at once, any other
 // is retried later with a backoff, up to Consumer.MaxDeliveries.
+//
+// With Consumer.Partitions, several engines share a partitioned events
+// stream: each customer's events are handled by one engine at a time, in
+// stream order, across engines (see partitioned.go and docs/scaling.md).
 package ingest

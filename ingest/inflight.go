@@ -66,6 +66,29 @@ func (f *inflight) endFetch() {
 	f.mu.Unlock()
 }
 
+// len reports how many messages are held.
+func (f *inflight) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.msgs)
+}
+
+// clear lets go of every message held without settling any: they are
+// delivered again once their ack wait runs out.
+func (f *inflight) clear() {
+	f.mu.Lock()
+	clear(f.msgs)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop lets go of a message that is left unsettled, to be delivered again
+// once its ack wait runs out.
+func (f *inflight) drop(msg jetstream.Msg) { f.done(msg) }
+
 // done lets go of a message about to be settled.
 func (f *inflight) done(msg jetstream.Msg) {
 	f.mu.Lock()
@@ -78,8 +101,8 @@ func (f *inflight) done(msg jetstream.Msg) {
 }
 
 // keepInProgress reports every message held in progress every interval,
-// until ctx ends.
-func (f *inflight) keepInProgress(ctx context.Context, every time.Duration) {
+// until ctx ends; while ok, if not nil, reports false, it reports none.
+func (f *inflight) keepInProgress(ctx context.Context, every time.Duration, ok func() bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var msgs []jetstream.Msg
@@ -88,6 +111,9 @@ func (f *inflight) keepInProgress(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if ok != nil && !ok() {
+			continue
 		}
 		f.mu.Lock()
 		msgs = msgs[:0]

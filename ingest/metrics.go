@@ -32,6 +32,13 @@ type Metrics struct {
 	pending      prometheus.Gauge
 	ackPending   prometheus.Gauge
 	redelivered  prometheus.Gauge
+
+	// Partitioned consumption (Consumer.Partitions).
+	owned     prometheus.Gauge
+	takeovers prometheus.Counter
+	waited    prometheus.Counter
+	released  prometheus.Counter
+	forwarded *prometheus.CounterVec
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg
@@ -67,7 +74,19 @@ type Metrics struct {
 //     herald_consumer_redelivered_messages: the JetStream consumer's
 //     messages not yet delivered, delivered but not yet acknowledged, and
 //     redelivered and not yet acknowledged, as the Consumer last sampled
-//     them (every Consumer.InfoEvery).
+//     them (every Consumer.InfoEvery); with Consumer.Partitions, summed
+//     over the partitions the engine holds;
+//   - herald_partitions_owned: the partitions, and the router, assigned to
+//     this engine (Consumer.Partitions);
+//   - herald_partition_takeovers_total: partitions this engine took;
+//   - herald_partition_takeover_waits_total: of those, the ones whose new
+//     events it held back for events another engine may have held;
+//   - herald_partition_releases_total: partitions this engine let go of
+//     after finishing their events;
+//   - herald_events_forwarded_total{reason}: events published again on
+//     their customer's subject: "routed" (published without a customer),
+//     "misrouted" (on another customer's subject), "merged" (of an
+//     anonymous customer merged into a known one).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
@@ -116,6 +135,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "herald", Subsystem: "consumer", Name: "redelivered_messages",
 			Help: "Messages redelivered and not yet acknowledged, as last sampled.",
 		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "herald", Subsystem: "partitions", Name: "owned",
+			Help: "Partitions, and the router, assigned to this engine.",
+		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "partition", Name: "takeovers_total",
+			Help: "Partitions this engine took.",
+		}),
+		waited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "partition", Name: "takeover_waits_total",
+			Help: "Partitions this engine took and whose new events it held back for those another engine may have held.",
+		}),
+		released: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "partition", Name: "releases_total",
+			Help: "Partitions this engine let go of after finishing their events.",
+		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Subsystem: "events", Name: "forwarded_total",
+			Help: "Events published again on their customer's subject, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{forwardRouted, forwardMisrouted, forwardMerged} {
+		m.forwarded.WithLabelValues(r)
 	}
 	// Every reason is reported from the start, at 0, so that rates and
 	// alerts on it work before the first dead letter.
@@ -123,7 +165,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.deadLettered.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.acked, m.unwanted, m.pullFailures, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered)
+		reg.MustRegister(m.received, m.acked, m.unwanted, m.pullFailures, m.retried, m.deadLettered, m.handle, m.latency, m.pending, m.ackPending, m.redelivered,
+			m.owned, m.takeovers, m.waited, m.released, m.forwarded)
 	}
 	return m
 }
@@ -187,5 +230,32 @@ func (m *Metrics) sampled(info *jetstream.ConsumerInfo) {
 		m.pending.Set(float64(info.NumPending))
 		m.ackPending.Set(float64(info.NumAckPending))
 		m.redelivered.Set(float64(info.NumRedelivered))
+	}
+}
+
+func (m *Metrics) ownedSet(n int) {
+	if m != nil {
+		m.owned.Set(float64(n))
+	}
+}
+
+func (m *Metrics) takeoverOne(waited bool) {
+	if m != nil {
+		m.takeovers.Inc()
+		if waited {
+			m.waited.Inc()
+		}
+	}
+}
+
+func (m *Metrics) releasedOne() {
+	if m != nil {
+		m.released.Inc()
+	}
+}
+
+func (m *Metrics) forwardedOne(reason string) {
+	if m != nil {
+		m.forwarded.WithLabelValues(reason).Inc()
 	}
 }

@@ -41,7 +41,8 @@ const MaxReasonLen = 1024
 
 // DeadLetter copies a message that cannot be processed to DeadStream with
 // the reason. The copy goes to herald.dead.<the original subject after
-// "herald.events.">, carries the original body unchanged, the original
+// "herald.events."> (for a partitioned event, the subject it was published
+// on: see SplitStored), carries the original body unchanged, the original
 // headers except the server-interpreted Nats-* ones, and HeaderReason,
 // HeaderOriginalSubject, HeaderOriginalStream, HeaderOriginalStreamSeq,
 // HeaderOriginalTime and HeaderFailedAt (now).
@@ -57,7 +58,10 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 		return fmt.Errorf("dead-letter message on %s: %w", msg.Subject(), err)
 	}
 	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
-	out := nats.NewMsg(deadSubject(msg.Subject()))
+	// A partitioned event is kept under the subject it was published on,
+	// which is where a retry publishes it again.
+	subject := SplitStored(msg.Subject()).Published
+	out := nats.NewMsg(deadSubject(subject))
 	for k, v := range msg.Headers() {
 		if len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") {
 			continue // Nats-Msg-Id, Nats-Expected-*, Nats-TTL ... would act on the copy
@@ -65,7 +69,7 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 		out.Header[k] = append([]string(nil), v...)
 	}
 	out.Header.Set(HeaderReason, reasonLine(reason))
-	out.Header.Set(HeaderOriginalSubject, msg.Subject())
+	out.Header.Set(HeaderOriginalSubject, subject)
 	out.Header.Set(HeaderOriginalStream, meta.Stream)
 	out.Header.Set(HeaderOriginalStreamSeq, seq)
 	out.Header.Set(HeaderOriginalTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))

@@ -35,8 +35,9 @@ const DepthHeader = "Herald-Depth"
 const BudgetHeader = "Herald-Budget"
 
 // Publisher publishes events to JetStream. It is the one place that owns
-// the wire contract of an event on NATS: the JSON envelope on a subject
-// under herald.events., the event's id as Nats-Msg-Id (so JetStream
+// the wire contract of an event on NATS: the JSON envelope on the
+// customer's subject under herald.events. (herald.events.<source>.<customer
+// token>, see CustomerSubject), the event's id as Nats-Msg-Id (so JetStream
 // stores an event published twice within DuplicateWindow once), and the
 // depth and emit budget of an emitted event in DepthHeader and
 // BudgetHeader. Emits, the link pages, the HTTP collector and `herald
@@ -47,21 +48,24 @@ type Publisher struct {
 }
 
 // NewPublisher returns a publisher that publishes on subject, which must
-// be under herald.events.
+// be under herald.events.: a source subject such as herald.events.http,
+// to which each event's customer token is added, or a full subject.
 func NewPublisher(js jetstream.JetStream, subject string) *Publisher {
 	return &Publisher{js: js, subject: subject}
 }
 
-// Publish publishes ev on the publisher's subject.
+// Publish publishes ev on the publisher's subject, with ev's customer
+// token added to a source subject.
 func (p *Publisher) Publish(ctx context.Context, ev *event.Event) error {
 	_, err := p.PublishOn(ctx, p.subject, ev)
 	return err
 }
 
-// PublishOn publishes ev on subject and returns JetStream's ack, which
+// PublishOn publishes ev on subject, with ev's customer token added to a
+// source subject (CustomerSubject), and returns JetStream's ack, which
 // says whether the event was a duplicate.
 func (p *Publisher) PublishOn(ctx context.Context, subject string, ev *event.Event) (*jetstream.PubAck, error) {
-	msg, err := Msg(subject, ev)
+	msg, err := Msg(CustomerSubject(subject, ev.UUID), ev)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,14 @@ type SetupConfig struct {
 	// Setup creates and leaves the replicas of existing resources as they
 	// are.
 	Replicas int
+	// Partitions, when above 0, splits the events stream into that many
+	// partitions by customer, each consumed by one engine at a time, in
+	// place of the one consumer ConsumerName (see partitions.go; at most
+	// MaxPartitions). 0 keeps one consumer shared by every engine.
+	Partitions int
+	// Partitioned tunes the partitioned consumers and the engines bucket;
+	// zero values take the defaults. Used only with Partitions.
+	Partitioned PartitionedConfig
 }
 
 // Resources are the JetStream resources Herald works with.
@@ -27,8 +35,12 @@ type Resources struct {
 	Events jetstream.Stream
 	// Dead is the dead-letter stream, DeadStream.
 	Dead jetstream.Stream
-	// Consumer is the durable pull consumer ConsumerName on Events.
+	// Consumer is the durable pull consumer ConsumerName on Events; nil
+	// when Events is partitioned.
 	Consumer jetstream.Consumer
+	// Partitions are the consumers of a partitioned Events
+	// (SetupConfig.Partitions) and the engines bucket; nil otherwise.
+	Partitions *Partitions
 	// Profiles is the customer profile bucket, ProfileBucket.
 	Profiles jetstream.KeyValue
 }
@@ -92,7 +104,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Resou
 	if err != nil {
 		return nil, err
 	}
-	if res.Consumer, err = ensureConsumer(ctx, res.Events); err != nil {
+	if err := ensureConsumers(ctx, js, &res, cfg); err != nil {
 		return nil, err
 	}
 	if res.Profiles, err = ensureProfiles(ctx, js, cfg.Replicas); err != nil {
@@ -241,7 +253,7 @@ func ensureProfiles(ctx context.Context, js jetstream.JetStream, replicas int) (
 			if err != nil {
 				return nil, fmt.Errorf("create bucket %s: %w", ProfileBucket, err)
 			}
-			return kv, nil
+			return readFromLeader(ctx, js, kv)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("look up bucket %s: %w", ProfileBucket, err)
@@ -259,6 +271,32 @@ func ensureProfiles(ctx context.Context, js jetstream.JetStream, replicas int) (
 				return nil, fmt.Errorf("look up bucket %s: %w", ProfileBucket, err)
 			}
 		}
+		return readFromLeader(ctx, js, kv)
+	}
+}
+
+// readFromLeader makes the profile bucket answer reads from its stream's
+// leader only, and returns kv opened again if that changed anything. A KV
+// bucket allows direct gets, which any replica answers, possibly with a
+// record older than the last one written; the applier would then evaluate
+// an event against an old profile, and an event that changes nothing on
+// it writes nothing, so no compare-and-set catches the mistake. A handle
+// opened before the change keeps reading from replicas: open it again.
+func readFromLeader(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	s, err := js.Stream(ctx, "KV_"+ProfileBucket)
+	if err != nil {
+		return nil, fmt.Errorf("look up bucket %s: %w", ProfileBucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowDirect {
 		return kv, nil
 	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("bucket %s: read from the leader: %w", ProfileBucket, err)
+	}
+	if kv, err = js.KeyValue(ctx, ProfileBucket); err != nil {
+		return nil, fmt.Errorf("look up bucket %s: %w", ProfileBucket, err)
+	}
+	return kv, nil
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func TestSetupCreatesDocumentedResources(t *testing.T) {
-	_, res := setup(t)
+	js, res := setup(t)
 
 	events := res.Events.CachedInfo().Config
 	if !slices.Equal(events.Subjects, []string{natsbus.EventsSubjects}) {
@@ -52,6 +52,13 @@ func TestSetupCreatesDocumentedResources(t *testing.T) {
 	}
 	if storage := st.Config().Storage; storage != jetstream.FileStorage {
 		t.Errorf("bucket storage = %s, want file", storage)
+	}
+	ks, err := js.Stream(t.Context(), "KV_"+natsbus.ProfileBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.CachedInfo().Config.AllowDirect {
+		t.Error("the bucket answers direct gets, which a replica may answer with an old record")
 	}
 }
 

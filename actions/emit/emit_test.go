@@ -76,7 +76,7 @@ func TestEffectorSuite(t *testing.T) {
 			t.Fatal(err)
 		}
 		s, _ := js.Stream(ctx, natsbus.EventsStream)
-		m, err := s.GetLastMsgForSubject(ctx, natsbus.EmitSubject)
+		m, err := s.GetLastMsgForSubject(ctx, natsbus.CustomerSubject(natsbus.EmitSubject, "c-1"))
 		if err != nil {
 			t.Fatal(err)
 		}

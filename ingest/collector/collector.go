@@ -37,7 +37,8 @@ import (
 
 // Publisher publishes an event into Herald. The app passes a
 // natsbus.Publisher on the subject herald.events.http, which publishes
-// the event's id as Nats-Msg-Id.
+// each event on its customer's subject (herald.events.http.<customer>)
+// with the event's id as Nats-Msg-Id.
 type Publisher interface {
 	Publish(ctx context.Context, ev *event.Event) error
 }

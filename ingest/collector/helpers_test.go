@@ -191,8 +191,8 @@ func wantError(t *testing.T, w *httptest.ResponseRecorder, status int, parts ...
 }
 
 // stored returns the events the stream holds, in order, checking that
-// each was published on the collector's subject with its id as
-// Nats-Msg-Id.
+// each was published on the collector's subject for its customer with its
+// id as Nats-Msg-Id.
 func (e *env) stored() []*event.Event {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -214,8 +214,8 @@ func (e *env) stored() []*event.Event {
 		if err != nil {
 			e.t.Fatalf("stored message %d is no event: %v", seq, err)
 		}
-		if msg.Subject != subject {
-			e.t.Errorf("message %d on %q, want %q", seq, msg.Subject, subject)
+		if want := natsbus.CustomerSubject(subject, ev.UUID); msg.Subject != want {
+			e.t.Errorf("message %d on %q, want %q", seq, msg.Subject, want)
 		}
 		if id := msg.Header.Get(jetstream.MsgIDHeader); id != ev.ID {
 			e.t.Errorf("message %d: Nats-Msg-Id %q, want the event id %q", seq, id, ev.ID)
