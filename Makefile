@@ -52,6 +52,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
 	$(FUZZ) -fuzz '^FuzzForms$$' ./ingest/collector
 	$(FUZZ) -fuzz '^FuzzSchema$$' ./schema
+	$(FUZZ) -fuzz '^FuzzCustomerToken$$' ./natsbus
+	$(FUZZ) -fuzz '^FuzzSplitStored$$' ./natsbus
 
 ## bench: measure Herald against its targets, its peers and raw NATS, and
 ## write bench/RESULTS.md; about 10 minutes, never part of `make test`.
