@@ -388,17 +388,10 @@ func (a *App) startNATS() error {
 
 // Banner writes what is running where, for the person who started it,
 // with commands to try that reach this Herald: a nats pub to its NATS
-// server, herald publish and herald outbox. toolFlags are the flags those
-// verbs need to read this configuration ("--config
-// /etc/herald/herald.yaml"); none when they find it by themselves.
-func (a *App) Banner(w io.Writer, toolFlags ...string) {
-	var configFlag string
-	for _, f := range toolFlags {
-		if configFlag != "" {
-			configFlag += " "
-		}
-		configFlag += f
-	}
+// server, herald publish and herald outbox. configFlag is what those verbs
+// need to read this configuration ("--config /etc/herald/herald.yaml"),
+// or "" when they find it by themselves.
+func (a *App) Banner(w io.Writer, configFlag string) {
 	nats := a.natsURL
 	if a.embedded != nil {
 		fsync := "off"

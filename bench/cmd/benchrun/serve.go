@@ -67,7 +67,7 @@ func serveMain(args []string) int {
 			}
 		}()
 	}
-	a.Banner(os.Stdout)
+	a.Banner(os.Stdout, "")
 	_ = a.Run(ctx)
 	if err := a.Shutdown(); err != nil {
 		fmt.Fprintf(os.Stderr, "benchrun serve: %v\n", err)
