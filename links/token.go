@@ -157,8 +157,11 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if !ok {
 		return Claims{}, fmt.Errorf("%w: unknown key id %q", ErrInvalid, kid)
 	}
+	// The base64 decoder skips line breaks, even in strict mode: a MAC
+	// with one added would verify, and one token would have many
+	// spellings.
 	got, err := b64.DecodeString(sig)
-	if err != nil || len(got) != macLen {
+	if err != nil || len(got) != macLen || !isBase64URL(sig) {
 		return Claims{}, fmt.Errorf("%w: malformed signature", ErrInvalid)
 	}
 	if !hmac.Equal(got, mac(secret, token[:len(token)-len(sig)-1])) {
@@ -336,4 +339,16 @@ func quote(s string) string {
 		}
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// isBase64URL reports whether s holds only characters of the unpadded
+// base64url alphabet.
+func isBase64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
