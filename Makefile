@@ -41,19 +41,20 @@ unit:
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=5m` runs longer.
 # Minimizing a new input is bounded too: unbounded, it can outlast
-# -fuzztime, which go test then reports as a failure.
-FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+# -fuzztime, which go test then reports as a failure. scripts/fuzz runs a
+# target again once when it timed out without a finding.
+FUZZ = GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz
 fuzz:
-	$(FUZZ) -fuzz '^FuzzDecode$$' ./event
-	$(FUZZ) -fuzz '^FuzzParse$$' ./rules
-	$(FUZZ) -fuzz '^FuzzTemplate$$' ./rules
-	$(FUZZ) -fuzz '^FuzzVerify$$' ./links
-	$(FUZZ) -fuzz '^FuzzVerify$$' ./actions/webhook
-	$(FUZZ) -fuzz '^FuzzEvents$$' ./ingest/collector
-	$(FUZZ) -fuzz '^FuzzForms$$' ./ingest/collector
-	$(FUZZ) -fuzz '^FuzzSchema$$' ./schema
-	$(FUZZ) -fuzz '^FuzzCustomerToken$$' ./natsbus
-	$(FUZZ) -fuzz '^FuzzSplitStored$$' ./natsbus
+	$(FUZZ) FuzzDecode ./event
+	$(FUZZ) FuzzParse ./rules
+	$(FUZZ) FuzzTemplate ./rules
+	$(FUZZ) FuzzVerify ./links
+	$(FUZZ) FuzzVerify ./actions/webhook
+	$(FUZZ) FuzzEvents ./ingest/collector
+	$(FUZZ) FuzzForms ./ingest/collector
+	$(FUZZ) FuzzSchema ./schema
+	$(FUZZ) FuzzCustomerToken ./natsbus
+	$(FUZZ) FuzzSplitStored ./natsbus
 
 ## bench: measure Herald against its targets, its peers and raw NATS, and
 ## write bench/RESULTS.md; about 10 minutes, never part of `make test`.
