@@ -209,6 +209,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 4
 	}
+	pending := c.MaxPending
+	if pending <= 0 {
+		pending = 1024
+	}
 	r := &run{
 		js:            c.Consumer,
 		handle:        Recover(c.Logger)(c.Handle),
@@ -220,16 +224,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		now:           c.Now,
 		log:           c.Logger,
 		metrics:       c.Metrics,
-		inflight:      newInflight(max(c.MaxPending, 4*workers)),
+		inflight:      newInflight(max(pending, 4*workers)),
 		wants:         c.Wants,
 		ackSync:       c.AckSync,
 		pulling:       &c.pulling,
 	}
 	c.pulling.Store(true)
 	defer c.pulling.Store(false)
-	if c.MaxPending <= 0 {
-		r.inflight = newInflight(max(1024, 4*workers))
-	}
 	if r.backoff == nil {
 		r.backoff = defaultBackoff
 	}
