@@ -84,15 +84,19 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if a.rules, err = LoadRules(cfg); err != nil {
 		return nil, err
 	}
+	// What the configuration gets wrong is refused before anything starts.
+	if _, err := Webhook(cfg); err != nil {
+		return nil, err
+	}
+	if a.mailer, err = Mailer(cfg); err != nil {
+		return nil, err
+	}
 	if err := a.startNATS(); err != nil {
 		return nil, err
 	}
 	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas, Partitions: cfg.NATS.Partitions})
 	if err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
-	}
-	if a.mailer, err = Mailer(cfg); err != nil {
-		return nil, err
 	}
 	signer, err := LinkSigner(cfg.DataDir, logger)
 	if err != nil {

@@ -57,6 +57,19 @@ func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher) (act
 	if err != nil {
 		return nil, err
 	}
+	hook, err := Webhook(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return actions.Registry{
+		"email":   mail,
+		"emit":    &emit.Effector{Publisher: pub},
+		"webhook": hook,
+	}, nil
+}
+
+// Webhook returns the webhook effector cfg configures.
+func Webhook(cfg *config.Config) (*webhook.Sender, error) {
 	hook, err := webhook.New(webhook.Config{
 		Secret:  webhook.Secret(cfg.Webhook.Secret),
 		Headers: cfg.Webhook.Headers,
@@ -66,11 +79,7 @@ func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher) (act
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	return actions.Registry{
-		"email":   mail,
-		"emit":    &emit.Effector{Publisher: pub},
-		"webhook": hook,
-	}, nil
+	return hook, nil
 }
 
 // Sites returns the web sites cfg configures.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -224,11 +225,41 @@ func (s *syncBuffer) String() string {
 // ends, and returns its banner once it is printed.
 func serveInProcess(t *testing.T, args ...string) string {
 	t.Helper()
+	banner, refused := startServe(t, args...)
+	if refused != "" {
+		t.Fatalf("herald serve stopped before it was ready:\n%s", refused)
+	}
+	return banner
+}
+
+// startServe runs herald serve with args in-process until the test ends.
+// It returns the banner once it is printed or, when herald serve stops
+// before that with an error (a configuration it refuses), what it
+// printed, as a terminal shows standard output and standard error.
+func startServe(t *testing.T, args ...string) (banner, refused string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	c := &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, ctx: ctx}
+	var stdout, stderr, both syncBuffer
+	c := &cli{stdin: strings.NewReader(""), stdout: io.MultiWriter(&stdout, &both), stderr: io.MultiWriter(&stderr, &both), ctx: ctx}
 	done := make(chan int, 1)
 	go func() { done <- c.main(append([]string{"serve"}, args...)) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
+		select {
+		case code := <-done:
+			cancel()
+			if code == exitOK {
+				t.Fatalf("herald serve stopped without an error before it was ready:\n%s", both.String())
+			}
+			return "", both.String()
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no banner; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -240,19 +271,7 @@ func serveInProcess(t *testing.T, args ...string) string {
 			t.Errorf("herald serve did not stop")
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
-		select {
-		case code := <-done:
-			t.Fatalf("herald serve stopped with exit code %d; stderr:\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return stdout.String()
+	return stdout.String(), ""
 }
 
 // TestServeBanner: the banner's commands reach this Herald: nats pub with

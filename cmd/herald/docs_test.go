@@ -19,8 +19,10 @@ package main
 // they would from the repository's root. A session starts no server by
 // itself; a "$ herald serve" (or bin/herald serve) line starts one, which
 // runs until the end of the file, and its output is the banner it prints
-// on standard output. The output of other commands is what they print on
-// standard output and standard error, as a terminal shows it.
+// on standard output (a herald serve that refuses its configuration starts
+// nothing, and its output is the error it prints). The output of other
+// commands is what they print on standard output and standard error, as a
+// terminal shows it.
 //
 // Commands are herald, bin/herald or go run ./cmd/herald, run in the test
 // process, and may read standard input from echo or cat in a pipe:
@@ -336,10 +338,13 @@ func (s *docSession) run(t *testing.T, file string, c docCommand) string {
 		t.Fatalf("%s:%d: $ %s: %v", file, c.line, c.cmd, err)
 	}
 	if len(args) > 0 && args[0] == "serve" {
+		banner, refused := startServe(t, args[1:]...)
+		if refused != "" {
+			return refused // a configuration it refuses: no server runs
+		}
 		if s.natsPort != "" {
 			t.Fatalf("%s:%d: a second herald serve in one file", file, c.line)
 		}
-		banner := serveInProcess(t, args[1:]...)
 		s.started(t, banner)
 		return banner
 	}
