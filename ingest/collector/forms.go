@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/profile"
@@ -89,6 +90,7 @@ func buildForm(body []byte, now time.Time) (ev *event.Event, status int, msg str
 // formParser reads a form request and collects its problems.
 type formParser struct {
 	problems []string
+	notUTF8  bool // formType was sent, but not as UTF-8 (reported)
 }
 
 func (f *formParser) add(msg string) { f.problems = append(f.problems, msg) }
@@ -187,6 +189,9 @@ func (f *formParser) envelope(body []byte) []byte {
 
 // formType reads formType: one or more tags separated by commas.
 func (f *formParser) formType(raw json.RawMessage) (string, bool) {
+	if f.notUTF8 {
+		return "", false
+	}
 	if isNullOrEmpty(raw) {
 		f.add("formType: required; name the form's types, such as newsletter or newsletter,contact")
 		return "", false
@@ -256,6 +261,8 @@ func (f *formParser) attributes(raw json.RawMessage, mapping map[string]string) 
 		switch {
 		case json.Unmarshal(e, &a) != nil:
 			f.addf("attributes[%d]: must be a string, not %s", i, kind(e))
+		case !utf8.Valid(e):
+			f.addf("attributes[%d]: not valid UTF-8", i)
 		case !profile.ValidAttribute(a):
 			f.addf("attributes[%d]: %s is not an attribute name; use letters, digits and _, starting with a letter, at most 64 characters", i, strconv.Quote(shorten(a)))
 		case slices.Contains(reservedNames, a):
@@ -414,6 +421,18 @@ func (f *formParser) members(raw json.RawMessage, field string) ([]member, bool)
 			return nil, false
 		}
 		v = bytes.TrimSpace(v)
+		// encoding/json would put U+FFFD for bytes that are not UTF-8,
+		// changing what was sent without a word; the events path refuses
+		// them, and so do forms.
+		if strings.ContainsRune(key, utf8.RuneError) || len(v) > 0 && v[0] == '"' && !utf8.Valid(v) {
+			if field == "form" {
+				f.addf("%s: not valid UTF-8", name(key))
+				f.notUTF8 = f.notUTF8 || key == "formType"
+			} else {
+				f.addf("%s.%s: not valid UTF-8", field, name(key))
+			}
+			continue
+		}
 		if seen[key] {
 			if !twice[key] {
 				twice[key] = true

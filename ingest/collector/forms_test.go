@@ -126,6 +126,11 @@ func TestFormInvalid(t *testing.T) {
 		{"unknown field", `{` + ok + `,"data":{},"site":"shop"}`, []string{"site: unknown field"}},
 		{"not an object", `[1]`, []string{"form: must be an object"}},
 		{"syntax", `{"formType":`, []string{"form: invalid JSON"}},
+		{"data value not UTF-8", `{` + ok + `,"data":{"city":"Gda` + "\xf1" + `sk"}}`, []string{"data.city: not valid UTF-8"}},
+		{"data key not UTF-8", `{` + ok + `,"data":{"ci` + "\xff" + `ty":"x"}}`, []string{"data.\"ci\ufffdty\": not valid UTF-8"}},
+		{"form type not UTF-8", `{"formType":"news` + "\xff" + `","uuid":"u","data":{}}`, []string{"formType: not valid UTF-8"}},
+		{"mapping not UTF-8", `{` + ok + `,"data":{},"mapping":{"email":"m` + "\xe9" + `l"}}`, []string{"mapping.email: not valid UTF-8"}},
+		{"attribute not UTF-8", `{` + ok + `,"data":{},"attributes":["a` + "\xff" + `"]}`, []string{"attributes[0]: not valid UTF-8"}},
 		{"every problem", `{"formType":"a b","data":{"newsletterAgreement":"no"}}`, []string{"formType:", "uuid: required", "data.newsletterAgreement:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
