@@ -105,8 +105,11 @@ func (x *evaluation) shareEmitBudget() {
 	var emits []*rules.Emit
 	for _, f := range x.plan.Fired {
 		for _, e := range f.Effects {
-			if em, ok := e.Out.(*rules.Emit); ok {
-				emits = append(emits, em)
+			switch o := e.Out.(type) {
+			case *rules.Emit:
+				emits = append(emits, o)
+			case *rules.Timer:
+				emits = append(emits, &rules.Emit{Event: o.Event})
 			}
 		}
 	}
@@ -328,12 +331,12 @@ func (s *step) Effect(e rules.Effect) {
 	s.x.outs = true
 }
 
-// Emitted counts the "emit" effects planned so far: those of the rules
+// Emitted counts the "emit" and "timer" effects planned so far: those of the rules
 // that fired and of the rule being run.
 func (s *step) Emitted() int {
 	n := 0
 	for _, e := range s.x.effects {
-		if e.Out != nil && e.Out.Kind() == "emit" {
+		if e.Out != nil && (e.Out.Kind() == "emit" || e.Out.Kind() == "timer") {
 			n++
 		}
 	}
