@@ -218,3 +218,7 @@ func (c *Cancel) Render(*RenderContext) (any, error) { return c, nil }
 
 // Describe implements Effect.
 func (c *Cancel) Describe(any) (string, any) { return strings.Join(c.Keys, ", "), c }
+
+// ParseDuration reads a duration as rules write them: whole days (7d) or
+// hours, minutes and seconds (48h, 30m, 1h30m).
+func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }
