@@ -38,8 +38,11 @@ func (t *textReport) plan(line int, r *replay.Result) {
 		fmt.Fprintf(t.w, "  %q", ev.Label)
 	}
 	fmt.Fprintln(t.w)
-	if len(p.Fired) == 0 && len(p.Errors) == 0 {
+	if len(p.Fired) == 0 && len(p.Errors) == 0 && len(p.Held) == 0 {
 		fmt.Fprintln(t.w, "  no rule fired")
+	}
+	for _, h := range p.Held {
+		fmt.Fprintf(t.w, "  rule %s held back: %s\n", h.Rule, h.Reason)
 	}
 	for _, f := range p.Fired {
 		if f.Rule == engine.FormRule {
@@ -137,7 +140,14 @@ type jsonPlan struct {
 	Timer  string       `json:"timer,omitempty"`
 	Event  *event.Event `json:"event"`
 	Fired  []jsonFired  `json:"fired"`
+	Held   []jsonHeld   `json:"held,omitempty"`
 	Errors []string     `json:"errors,omitempty"`
+}
+
+// jsonHeld is a rule its limit held back.
+type jsonHeld struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
 }
 
 type jsonFired struct {
@@ -215,6 +225,9 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 			jf.Effects = append(jf.Effects, je)
 		}
 		out.Fired = append(out.Fired, jf)
+	}
+	for _, h := range p.Held {
+		out.Held = append(out.Held, jsonHeld{h.Rule, h.Reason})
 	}
 	for _, err := range p.Errors {
 		out.Errors = append(out.Errors, err.Error())
