@@ -78,7 +78,8 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 // is held back (Plan.Held) instead of firing.
 func (e *Engine) EvaluateFired(ev *event.Event, p *profile.Profile, fired map[string][]time.Time, now time.Time) *Plan {
 	plan := &Plan{Event: ev}
-	candidates := e.rules.Load().For(ev.Action)
+	set := e.rules.Load()
+	candidates := set.For(ev.Action)
 	isForm := ev.Action == FormAction
 	if len(candidates) == 0 && !isForm {
 		return plan
@@ -94,6 +95,7 @@ func (e *Engine) EvaluateFired(ev *event.Event, p *profile.Profile, fired map[st
 		plan.Evaluated = append(plan.Evaluated, r.Name)
 		x.rule(r)
 	}
+	x.changed(set, p)
 	plan.After = x.work
 	x.shareEmitBudget()
 	// Only an evaluation that ran to its end is reused: a panic above

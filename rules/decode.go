@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var ruleFields = []string{"name", "description", "enabled", "on", "match", "if", "limit", "once", "do"}
+var ruleFields = []string{"name", "description", "enabled", "on", "match", "if", "limit", "once", "changed", "do"}
 
 // decodeRule decodes and compiles one rule, reporting every problem. It
 // returns nil when the rule has errors.
@@ -65,6 +65,7 @@ func (f *fileLoader) decodeRule(n *yaml.Node) *Rule {
 		r.If = f.condition(v)
 	}
 	r.Limit = f.limit(fields)
+	f.changed(r, fields)
 	if v, ok := fields["do"]; !ok {
 		f.errorf(n, "rule has nothing to do: add do: with a list of actions")
 	} else {

@@ -19,6 +19,9 @@ type Rule struct {
 	// Limit caps how often the rule fires for a customer (limit:,
 	// once:); nil when it does not.
 	Limit *Limit
+	// Changed names what a rule on profile.changed watches; empty: any
+	// change.
+	Changed []string
 
 	// Where the rule is written.
 	File string
