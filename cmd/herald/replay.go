@@ -34,6 +34,10 @@ standard input or when no event has a time). Effects are recorded and
 printed, never performed: no email is sent, nothing is published. Invalid
 lines are reported with their line number and reason, and the replay goes on.
 
+Timers the rules set (emit with after or at) run on the replay's clock:
+before each event, the timers due by its time fire, each at its own time;
+after the last event, those due within --horizon of it.
+
 Exits 1 when any line was invalid, any rule failed or any effect failed as
 it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	var ruleDirs listFlag
