@@ -122,3 +122,44 @@ func TestTimersFireOnceAfterTheirTimeAndCancel(t *testing.T) {
 		t.Errorf("%d messages left in %s after forwarding", info.State.Msgs, natsbus.TimersStream)
 	}
 }
+
+// On a partitioned events stream, a fired timer's event is stored in its
+// customer's partition, as every event of the customer is.
+func TestFiredTimerLandsInItsCustomersPartition(t *testing.T) {
+	_, js := natstest.Start(t)
+	ctx := context.Background()
+	if _, err := natsbus.Setup(ctx, js, natsbus.SetupConfig{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	timers := natsbus.NewTimers(js)
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = timers.Forward(fctx, natsbus.NewPublisher(js, natsbus.TimerSubject), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	due := time.Now().Add(500 * time.Millisecond)
+	if err := timers.Schedule(ctx, "remind", due, &event.Event{ID: "01KT0000000000000000000031", Action: "order.remind", Time: due, UUID: "zed-9", Depth: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, natsbus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := natsbus.PartitionFilter(natsbus.PartitionOf("zed-9", 4))
+	waitFor(t, "the fired timer in its partition", func() bool {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(want))
+		return err == nil && info.State.Msgs == 1
+	})
+	m, err := s.GetLastMsgForSubject(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := natsbus.SplitStored(m.Subject); got.Source != "timer" || got.Customer != "zed-9" {
+		t.Fatalf("stored on %s", m.Subject)
+	}
+	if m.Header.Get(natsbus.DepthHeader) != "1" || m.Header.Get(jetstream.MsgIDHeader) != "01KT0000000000000000000031" {
+		t.Fatalf("headers %v", m.Header)
+	}
+}
