@@ -35,6 +35,12 @@ type Env struct {
 	Time    time.Time      `expr:"time"`
 	Now     time.Time      `expr:"now"`
 	Profile ProfileEnv     `expr:"profile"`
+	// Changed, Old and New are set for rules on profile.changed: the
+	// names that changed (fields, attributes, "tags"), and their values
+	// before and after the event.
+	Changed []string       `expr:"changed"`
+	Old     map[string]any `expr:"old"`
+	New     map[string]any `expr:"new"`
 
 	// The functions below are set by Bind.
 

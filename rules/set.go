@@ -26,7 +26,12 @@ type Set struct {
 
 	linkActions map[string]bool
 	warnings    Errors
+	// onChange are the enabled rules on profile.changed, in load order.
+	onChange []*Rule
 }
+
+// OnChange returns the enabled rules on profile.changed, in load order.
+func (s *Set) OnChange() []*Rule { return s.onChange }
 
 // LinkOnlyActions are the actions of the standard link pages: a customer
 // confirming or withdrawing with a signed link. Like every action a rule's
@@ -52,6 +57,10 @@ func newSet(rules []*Rule) *Set {
 			}
 		}
 		if !r.Enabled {
+			continue
+		}
+		if slices.Contains(r.On, ProfileChanged) {
+			s.onChange = append(s.onChange, r)
 			continue
 		}
 		glob := false

@@ -34,6 +34,10 @@ standard input or when no event has a time). Effects are recorded and
 printed, never performed: no email is sent, nothing is published. Invalid
 lines are reported with their line number and reason, and the replay goes on.
 
+Timers the rules set (emit with after or at) run on the replay's clock:
+before each event, the timers due by its time fire, each at its own time;
+after the last event, those due within --horizon of it.
+
 Exits 1 when any line was invalid, any rule failed or any effect failed as
 it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	var ruleDirs listFlag
@@ -43,6 +47,7 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
 	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
+	horizon := fl.String("horizon", "30d", "after the last event, fire the timers due within this `duration` of it (such as 30d or 48h)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -59,6 +64,10 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		return usage("--events is required (- reads standard input)")
 	case *format != "text" && *format != "json":
 		return usage("--format %q: use text or json", *format)
+	}
+	until, err := rules.ParseDuration(*horizon)
+	if err != nil || until < 0 {
+		return usage("--horizon %q is not a duration such as 30d or 48h", *horizon)
 	}
 	var clock time.Time
 	if *start != "" {
@@ -109,7 +118,7 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
-	r := &replayer{replay: rp, clock: clock}
+	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int)}
 	if *format == "json" {
 		r.out = &jsonReport{enc: json.NewEncoder(c.stdout)}
 	} else {
@@ -119,6 +128,12 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
+	// The timers due within the horizon fire; later ones stay pending.
+	if err := r.advance(r.clock.Add(until)); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	r.out.pending(rp.Clock().Pending(""), r.lines)
 	r.out.summary(&r.sum)
 	if r.sum.Invalid > 0 || r.sum.Errors > 0 || r.sum.Failed > 0 {
 		return exitFailed
@@ -208,6 +223,7 @@ type replaySummary struct {
 	Errors     int `json:"rule_errors"`
 	Effects    int `json:"other_effects"`
 	Failed     int `json:"effects_failed"`
+	Timers     int `json:"timers_fired,omitempty"`
 }
 
 type replayer struct {
@@ -215,12 +231,16 @@ type replayer struct {
 	clock  time.Time
 	out    report
 	sum    replaySummary
+	// lines maps the ids of the events timers will publish to the line
+	// whose event scheduled them.
+	lines map[string]int
 }
 
 // report prints a replay in one format.
 type report interface {
 	invalid(line int, err error)
 	plan(line int, r *replay.Result)
+	pending(timers []*replay.Timer, lines map[string]int)
 	summary(s *replaySummary)
 }
 
@@ -235,7 +255,17 @@ func (r *replayer) line(n int, data []byte, err error) error {
 		ev, err = dec.Decode(data)
 		if err == nil {
 			r.clock = ev.Time
-			return r.run(n, ev)
+			// Timers due by the event's time fire first.
+			if err := r.advance(ev.Time); err != nil {
+				return err
+			}
+			r.sum.Events++
+			results, err := r.replay.Run(context.Background(), ev)
+			if err != nil {
+				return err
+			}
+			r.report(n, results)
+			return nil
 		}
 	}
 	r.sum.Invalid++
@@ -243,15 +273,33 @@ func (r *replayer) line(n int, data []byte, err error) error {
 	return nil
 }
 
-func (r *replayer) run(n int, ev *event.Event) error {
-	r.sum.Events++
-	results, err := r.replay.Run(context.Background(), ev)
-	if err != nil {
-		return err
+// advance fires the timers due by t, each reported under the line of the
+// event that scheduled it.
+func (r *replayer) advance(t time.Time) error {
+	results, err := r.replay.Advance(context.Background(), t)
+	var group []*replay.Result
+	for _, res := range results {
+		if res.Timer != nil && len(group) > 0 {
+			r.report(r.lines[group[0].Plan.Event.ID], group)
+			group = nil
+		}
+		group = append(group, res)
 	}
+	if len(group) > 0 {
+		r.report(r.lines[group[0].Plan.Event.ID], group)
+	}
+	return err
+}
+
+// report counts and prints the results of one event: the event, run or
+// fired by a timer, and the events it emitted.
+func (r *replayer) report(n int, results []*replay.Result) {
 	for i, res := range results {
 		p := res.Plan
-		if i > 0 {
+		switch {
+		case res.Timer != nil:
+			r.sum.Timers++
+		case i > 0:
 			r.sum.Emitted++
 		}
 		r.sum.Fired += len(p.Fired)
@@ -259,8 +307,11 @@ func (r *replayer) run(n int, ev *event.Event) error {
 		r.sum.Failed += len(res.Failed)
 		r.sum.Changes += len(p.Changes())
 		for _, o := range p.Outs() {
+			if t, ok := o.(*rules.Timer); ok {
+				r.lines[t.Event.ID] = n
+			}
 			switch o.Kind() {
-			case "emit": // counted as emitted events
+			case "emit", "timer", "cancel": // counted as the events they make
 				continue
 			case "email":
 			default:
@@ -274,5 +325,4 @@ func (r *replayer) run(n int, ev *event.Event) error {
 		}
 		r.out.plan(n, res)
 	}
-	return nil
 }
