@@ -53,6 +53,10 @@ type Record struct {
 	// Lease, when set, names the engine that performs the effects in
 	// Outbox, and until when no other engine may.
 	Lease *Lease `json:"lease,omitempty"`
+	// Erased, when set, says the customer's data was erased: the record
+	// holds nothing else, and the customer's events are dropped (see
+	// Erasure).
+	Erased *Erasure `json:"erased,omitempty"`
 }
 
 // Lease is an engine's hold on a customer's outbox: while it lasts, only
@@ -108,6 +112,11 @@ func (r *Record) Clone() *Record {
 		c.Outbox = nil
 	}
 	c.MergedInto, c.MergedBy = r.MergedInto, r.MergedBy
+	if r.Erased != nil {
+		e := *r.Erased
+		e.EmailHashes = slices.Clone(r.Erased.EmailHashes)
+		c.Erased = &e
+	}
 	if r.Lease != nil {
 		lease := *r.Lease
 		c.Lease = &lease
@@ -171,6 +180,8 @@ type Memory struct {
 	records map[string]memoryEntry
 	emails  map[string]string // EmailHash -> owner
 	rev     uint64
+	// suppressed is the suppression list, by Hasher hash.
+	suppressed map[string]Suppression
 }
 
 type memoryEntry struct {
