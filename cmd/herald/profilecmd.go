@@ -21,6 +21,9 @@ import (
 )
 
 func (c *cli) profile(args []string) int {
+	if len(args) > 0 && privacyVerbs[args[0]] != nil {
+		return privacyVerbs[args[0]](c, args[1:])
+	}
 	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
 their latest events among the most recent events in the stream. An anonymous
 customer merged into a known one shows the known customer, with the history
