@@ -20,11 +20,11 @@ type StoredEvent struct {
 	Stored  time.Time       `json:"stored"`
 	Event   json.RawMessage `json:"event"`
 	// ID, UUID, Action and Time are read from the event, leniently.
-	ID     string    `json:"-"`
-	UUID   string    `json:"-"`
-	Action string    `json:"-"`
-	Site   string    `json:"-"`
-	Time   time.Time `json:"-"`
+	ID     string         `json:"-"`
+	UUID   string         `json:"-"`
+	Action string         `json:"-"`
+	Site   string         `json:"-"`
+	Time   time.Time      `json:"-"`
 	Params map[string]any `json:"-"`
 }
 
@@ -104,10 +104,16 @@ func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []str
 // readMsgs hands fn every message of s on filters, in stream order,
 // through an ordered consumer (no durable state on the server).
 func readMsgs(ctx context.Context, s jetstream.Stream, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
+	// A reader that dies leaves its consumer behind for a minute at most.
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			_ = s.DeleteConsumer(context.WithoutCancel(ctx), info.Name)
+		}
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return err

@@ -155,6 +155,11 @@ func (c *Config) erase(ctx context.Context, uuid string, opts ForgetOptions, rep
 				continue
 			}
 			t := &profile.Erasure{At: now, Suppressed: opts.Suppress}
+			for _, w := range all.uuids {
+				if w != u {
+					t.With = append(t.With, w)
+				}
+			}
 			if u == all.canonical || u == uuid {
 				for _, e := range all.emails {
 					t.EmailHashes = append(t.EmailHashes, c.Hasher.Hash(e))

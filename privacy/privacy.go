@@ -103,6 +103,11 @@ func (c *Config) find(ctx context.Context, uuid string) (*customer, error) {
 			return nil, err
 		}
 		cu.records[u], cu.revs[u] = rec, rev
+		if rec.IsErased() {
+			for _, w := range rec.Erased.With {
+				cu.addUUID(w)
+			}
+		}
 		if rec.IsAlias() {
 			cu.addUUID(rec.MergedInto)
 		} else if cu.canonical == "" && !rec.IsErased() {

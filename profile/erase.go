@@ -31,6 +31,10 @@ type Erasure struct {
 	EmailHashes []string `json:"email_hashes,omitempty"`
 	// Suppressed says the addresses were put on the suppression list.
 	Suppressed bool `json:"suppressed,omitempty"`
+	// With lists the other uuids erased with this one (customers merged
+	// into one another are one person), so that erasing again finds them
+	// all. Each has a tombstone of its own under its key anyway.
+	With []string `json:"with,omitempty"`
 }
 
 // IsErased reports whether the record is an erased customer's.

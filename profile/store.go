@@ -115,6 +115,7 @@ func (r *Record) Clone() *Record {
 	if r.Erased != nil {
 		e := *r.Erased
 		e.EmailHashes = slices.Clone(r.Erased.EmailHashes)
+		e.With = slices.Clone(r.Erased.With)
 		c.Erased = &e
 	}
 	if r.Lease != nil {

@@ -243,7 +243,7 @@ func printConsent(w io.Writer, doc *privacy.Document, r *privacy.ConsentRecord) 
 		fmt.Fprintln(w, "  none")
 	}
 	for _, e := range r.History {
-		fmt.Fprintf(w, "  %s  %-9s", e.At.UTC().Format(time.RFC3339), e.Kind)
+		fmt.Fprintf(w, "  %s  %-9s ", e.At.UTC().Format(time.RFC3339), e.Kind)
 		var parts []string
 		add := func(k, v string) {
 			if v != "" {
