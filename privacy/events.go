@@ -102,8 +102,39 @@ func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []str
 }
 
 // readMsgs hands fn every message of s on filters, in stream order,
-// through an ordered consumer (no durable state on the server).
+// through an ordered consumer (no durable state on the server). A read
+// that finds no responder (on a cluster, just after the consumer was made,
+// before its leader is known) is started again, a few times.
 func readMsgs(ctx context.Context, s jetstream.Stream, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
+	type read struct {
+		m    jetstream.Msg
+		meta *jetstream.MsgMetadata
+	}
+	var got []read
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		got = got[:0]
+		err := readOnce(ctx, s, filters, func(m jetstream.Msg, meta *jetstream.MsgMetadata) { got = append(got, read{m, meta}) })
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, nats.ErrNoResponders) || attempt == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	for _, r := range got {
+		fn(r.m, r.meta)
+	}
+	return nil
+}
+
+func readOnce(ctx context.Context, s jetstream.Stream, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
 	// A reader that dies leaves its consumer behind for a minute at most.
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute})
 	if err != nil {
@@ -114,9 +145,11 @@ func readMsgs(ctx context.Context, s jetstream.Stream, filters []string, fn func
 			_ = s.DeleteConsumer(context.WithoutCancel(ctx), info.Name)
 		}
 	}()
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return err
+	// What creating the consumer answered: asking again at once may find
+	// no responder on a cluster, before the consumer's leader is known.
+	info := cons.CachedInfo()
+	if info == nil {
+		return errors.New("ordered consumer: no info")
 	}
 	left := info.NumPending
 	for left > 0 {
