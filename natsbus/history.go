@@ -227,3 +227,8 @@ func transientRead(err error) bool {
 	}
 	return false
 }
+
+// StreamPartitions returns the number of partitions the events stream of
+// configuration cfg is split into: 0 when it is not partitioned, -1 when
+// its subject transform is not one Herald set.
+func StreamPartitions(cfg jetstream.StreamConfig) int { return streamPartitions(cfg) }
