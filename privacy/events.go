@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/natsbus"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -42,9 +41,6 @@ func eventFilters(partitioned bool, tokens []string) []string {
 	return out
 }
 
-// plainFilter matches the events published on a subject without a
-// customer token (herald.events.web): whose they are is in their body.
-const plainFilter = "herald.events.*"
 
 // partitioned reports whether the events stream stores partitioned
 // subjects.
@@ -52,10 +48,12 @@ func partitioned(s jetstream.Stream) bool {
 	return s.CachedInfo().Config.SubjectTransform != nil
 }
 
-// readEvents returns the events of the customer with uuids and tokens:
-// those on their subjects, and those on plain subjects whose body names
-// one of the uuids. It returns nil when the stream does not exist.
-func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []string) (jetstream.Stream, []*StoredEvent, error) {
+// readEvents returns the events of the customer with uuids: those on
+// their subjects, and those on plain subjects whose body names one of the
+// uuids. It returns a nil stream when there is no events stream. Events
+// are read with get-message requests (natsbus.StoredEvents): no consumer
+// is made.
+func readEvents(ctx context.Context, js jetstream.JetStream, uuids []string) (jetstream.Stream, []*StoredEvent, error) {
 	s, err := js.Stream(ctx, natsbus.EventsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil, nil
@@ -63,10 +61,14 @@ func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []str
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", natsbus.EventsStream, err)
 	}
-	filters := append(eventFilters(partitioned(s), tokens), plainFilter)
+	n := max(natsbus.StreamPartitions(s.CachedInfo().Config), 0)
+	filters := []string{natsbus.PlainFilter}
+	for _, u := range uuids {
+		filters = append(filters, natsbus.CustomerFilters(u, n)...)
+	}
 	var out []*StoredEvent
-	err = readMsgs(ctx, s, filters, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
-		e := &StoredEvent{Seq: meta.Sequence.Stream, Subject: m.Subject(), Stored: meta.Timestamp.UTC(), Event: json.RawMessage(slices.Clone(m.Data()))}
+	err = natsbus.StoredEvents(ctx, s, filters, natsbus.HistoryRange{}, func(m *jetstream.RawStreamMsg) error {
+		e := &StoredEvent{Seq: m.Sequence, Subject: m.Subject, Stored: m.Time.UTC(), Event: rawJSON(m.Data)}
 		var body struct {
 			ID     string         `json:"id"`
 			UUID   string         `json:"uuid"`
@@ -75,7 +77,7 @@ func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []str
 			Time   any            `json:"time"`
 			Params map[string]any `json:"params"`
 		}
-		_ = json.Unmarshal(m.Data(), &body)
+		_ = json.Unmarshal(m.Data, &body)
 		e.ID, e.UUID, e.Action, e.Site, e.Params = body.ID, body.UUID, body.Action, body.Site, body.Params
 		e.Time = e.Stored
 		switch t := body.Time.(type) {
@@ -86,100 +88,16 @@ func readEvents(ctx context.Context, js jetstream.JetStream, uuids, tokens []str
 		case float64:
 			e.Time = time.UnixMilli(int64(t)).UTC()
 		}
-		if natsbus.SplitStored(m.Subject()).Customer == "" && !slices.Contains(uuids, e.UUID) {
-			return // a plain subject's event of someone else
-		}
-		if !json.Valid(e.Event) {
-			b, _ := json.Marshal(string(m.Data()))
-			e.Event = b
+		if natsbus.SplitStored(m.Subject).Customer == "" && !slices.Contains(uuids, e.UUID) {
+			return nil // a plain subject's event of someone else
 		}
 		out = append(out, e)
+		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", natsbus.EventsStream, err)
+		return nil, nil, err
 	}
 	return s, out, nil
-}
-
-// readMsgs hands fn every message of s on filters, in stream order,
-// through an ordered consumer (no durable state on the server). A read
-// that finds no responder (on a cluster, just after the consumer was made,
-// before its leader is known) is started again, a few times.
-func readMsgs(ctx context.Context, s jetstream.Stream, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
-	type read struct {
-		m    jetstream.Msg
-		meta *jetstream.MsgMetadata
-	}
-	var got []read
-	wait := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		got = got[:0]
-		err := readOnce(ctx, s, filters, func(m jetstream.Msg, meta *jetstream.MsgMetadata) { got = append(got, read{m, meta}) })
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, nats.ErrNoResponders) || attempt == 5 {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-	for _, r := range got {
-		fn(r.m, r.meta)
-	}
-	return nil
-}
-
-func readOnce(ctx context.Context, s jetstream.Stream, filters []string, fn func(jetstream.Msg, *jetstream.MsgMetadata)) error {
-	// A reader that dies leaves its consumer behind for a minute at most.
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			_ = s.DeleteConsumer(context.WithoutCancel(ctx), info.Name)
-		}
-	}()
-	// What creating the consumer answered: asking again at once may find
-	// no responder on a cluster, before the consumer's leader is known.
-	info := cons.CachedInfo()
-	if info == nil {
-		return errors.New("ordered consumer: no info")
-	}
-	left := info.NumPending
-	for left > 0 {
-		batch, err := cons.Fetch(int(min(left, 500)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			meta, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			fn(m, meta)
-			if meta.NumPending == 0 {
-				left = 0
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-			return err
-		}
-		if n == 0 {
-			break // purged meanwhile
-		}
-		if left > 0 {
-			left -= min(left, uint64(n))
-		}
-	}
-	return nil
 }
 
 // Timer is one of the customer's pending timers: a scheduled message on
@@ -222,15 +140,16 @@ func readTimers(ctx context.Context, js jetstream.JetStream, tokens []string) ([
 			continue
 		}
 		name := s.CachedInfo().Config.Name
-		err = readMsgs(ctx, s, []string{TimerSubjectPrefix + t + ".>"}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
-			tm := &Timer{Stream: name, Seq: meta.Sequence.Stream, Subject: m.Subject(), Stored: meta.Timestamp.UTC(), Data: rawJSON(m.Data())}
-			for k := range m.Headers() {
+		err = natsbus.StoredEvents(ctx, s, []string{TimerSubjectPrefix + t + ".>"}, natsbus.HistoryRange{}, func(m *jetstream.RawStreamMsg) error {
+			tm := &Timer{Stream: name, Seq: m.Sequence, Subject: m.Subject, Stored: m.Time.UTC(), Data: rawJSON(m.Data)}
+			for k := range m.Header {
 				if tm.Header == nil {
 					tm.Header = map[string]string{}
 				}
-				tm.Header[k] = m.Headers().Get(k)
+				tm.Header[k] = m.Header.Get(k)
 			}
 			out = append(out, tm)
+			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read timers in %s: %w", name, err)

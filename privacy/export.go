@@ -84,7 +84,7 @@ func (c *Config) Export(ctx context.Context, uuid string) (*Document, error) {
 			doc.Pending = append(doc.Pending, rawJSON(raw))
 		}
 	}
-	_, events, err := readEvents(ctx, c.JS, cu.uuids, cu.tokens())
+	_, events, err := readEvents(ctx, c.JS, cu.uuids)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", uuid, err)
 	}

@@ -71,7 +71,7 @@ func (c *Config) Forget(ctx context.Context, uuid string, opts ForgetOptions) (*
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
 	}
 	rep.UUIDs = cu.uuids
-	stream, events, err := readEvents(ctx, c.JS, cu.uuids, cu.tokens())
+	stream, events, err := readEvents(ctx, c.JS, cu.uuids)
 	if err != nil {
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
 	}

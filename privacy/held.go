@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -86,7 +87,8 @@ func (n *naming) names(d *natsbus.Dead) bool {
 }
 
 // readDead returns the dead letters naming the customer; none when there
-// is no dead-letter stream.
+// is no dead-letter stream. They are read with get-message requests
+// (natsbus.StoredEvents): no consumer is made.
 func readDead(ctx context.Context, js jetstream.JetStream, n *naming) (*natsbus.DeadLetters, []*natsbus.Dead, error) {
 	dl, err := natsbus.OpenDeadLetters(ctx, js)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -95,15 +97,23 @@ func readDead(ctx context.Context, js jetstream.JetStream, n *naming) (*natsbus.
 	if err != nil {
 		return nil, nil, err
 	}
-	all, err := dl.List(ctx)
+	s, err := js.Stream(ctx, natsbus.DeadStream)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("open %s: %w", natsbus.DeadStream, err)
 	}
 	var out []*natsbus.Dead
-	for _, d := range all {
+	err = natsbus.StoredEvents(ctx, s, []string{natsbus.DeadSubjects}, natsbus.HistoryRange{}, func(m *jetstream.RawStreamMsg) error {
+		d := &natsbus.Dead{Seq: m.Sequence, Subject: m.Subject, Header: m.Header, Data: m.Data, Stored: m.Time}
+		if d.Header == nil {
+			d.Header = nats.Header{}
+		}
 		if n.names(d) {
 			out = append(out, d)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return dl, out, nil
 }

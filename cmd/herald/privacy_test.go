@@ -400,7 +400,9 @@ func testPrivacy(t *testing.T, e *privacyEnv) {
 		if !strings.Contains(out, "  addresses suppressed  1\n") {
 			t.Errorf("forget --suppress:\n%s", out)
 		}
-		e.publish("herald.events.web", `{"id":"bob-new-1","action":"form.submit","uuid":"bob-new","params":{"form_type":"newsletter","email":"bob@example.com","newsletter_agreement_enabled":"enabled"}}`)
+		// Both on bob-new's subject, so that they are handled in order on
+		// a partitioned stream too.
+		e.publish("herald.events.web.bob-new", `{"id":"bob-new-1","action":"form.submit","uuid":"bob-new","params":{"form_type":"newsletter","email":"bob@example.com","newsletter_agreement_enabled":"enabled"}}`)
 		e.publish("herald.events.web.bob-new", `{"id":"bob-new-2","action":"form.submit","uuid":"bob-new","params":{"form_type":"settled"}}`)
 		eventually(t, "bob-new's events", func() bool {
 			rec := e.record("bob-new")
