@@ -1,7 +1,6 @@
 package privacy
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -174,6 +173,3 @@ func withExpiries(h []ConsentEntry, now time.Time) []ConsentEntry {
 	slices.SortStableFunc(out, func(a, b ConsentEntry) int { return a.At.Compare(b.At) })
 	return out
 }
-
-// evidenceNames returns the names of evidence, sorted.
-func evidenceNames(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }

@@ -41,7 +41,6 @@ func eventFilters(partitioned bool, tokens []string) []string {
 	return out
 }
 
-
 // partitioned reports whether the events stream stores partitioned
 // subjects.
 func partitioned(s jetstream.Stream) bool {

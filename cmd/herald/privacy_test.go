@@ -161,7 +161,9 @@ func (e *privacyEnv) customers() {
 	t := e.t
 	e.publish("herald.events.web", `{"id":"kate-form-1","action":"form.submit","label":"Newsletter form","uuid":"kate-01","site":"shop.example.com","params":{"form_type":"newsletter","email":"kate@example.com","firstname":"Kate","newsletter_agreement_enabled":"enabled"}}`)
 	e.publish("herald.events.web", `{"id":"bob-form-1","action":"form.submit","label":"Newsletter form","uuid":"bob-01","params":{"form_type":"newsletter","email":"bob@example.com","firstname":"Bob","newsletter_agreement_enabled":"enabled"}}`)
-	eventually(t, "the confirmation requests", func() bool { return len(e.emailsTo("kate@example.com")) == 1 && len(e.emailsTo("bob@example.com")) == 1 })
+	eventually(t, "the confirmation requests", func() bool {
+		return len(e.emailsTo("kate@example.com")) == 1 && len(e.emailsTo("bob@example.com")) == 1
+	})
 	var confirm string
 	for _, l := range e.emailsTo("kate@example.com")[0].links() {
 		if strings.Contains(l, "/l/") {
