@@ -27,7 +27,10 @@ func (c *cli) profile(args []string) int {
 	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
 their latest events in the stream, found by their subjects. An anonymous
 customer merged into a known one shows the known customer, with the history
-of the customers merged into them.`)
+of the customers merged into them.
+
+herald profile export|forget|consent UUID answer a customer's requests
+about their data; run herald profile export -h and so on for theirs.`)
 	target := natsFlags(fl)
 	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
 	scan := fl.Int("scan", 1000, "on a stream without partitions, how many of the stream's latest `events` to look through for events published on a plain subject (herald.events.<source>)")
