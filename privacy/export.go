@@ -95,7 +95,7 @@ func (c *Config) Export(ctx context.Context, uuid string) (*Document, error) {
 		return nil, fmt.Errorf("export %s: %w", uuid, err)
 	}
 	doc.Timers = append(doc.Timers, timers...)
-	n := cu.naming(events)
+	n := c.naming(ctx, cu, events)
 	_, dead, err := readDead(ctx, c.JS, n)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", uuid, err)

@@ -75,7 +75,7 @@ func (c *Config) Forget(ctx context.Context, uuid string, opts ForgetOptions) (*
 	if err != nil {
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
 	}
-	n := cu.naming(events)
+	n := c.naming(ctx, cu, events)
 	// The addresses the events name are released too, if theirs.
 	if err := c.releaseEmails(ctx, cu, opts, rep); err != nil {
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
@@ -140,6 +140,7 @@ func (c *Config) erase(ctx context.Context, uuid string, opts ForgetOptions, rep
 			for _, e := range all.emails {
 				cu.addEmail(e)
 			}
+			cu.applied = append(cu.applied, all.applied...)
 			all = cu
 		}
 		conflict := false

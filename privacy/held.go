@@ -26,14 +26,30 @@ import (
 type naming struct {
 	uuids, tokens, emails []string
 	events                map[string]bool
+	// others reports whether an address belongs to another customer (the
+	// email index names someone else): an email to it is not this
+	// customer's, even when it was caused by an event with one of their
+	// ids (ids are the senders', and two senders may use the same one).
+	others func(addr string) bool
 }
 
-func (cu *customer) naming(events []*StoredEvent) *naming {
+func (c *Config) naming(ctx context.Context, cu *customer, events []*StoredEvent) *naming {
 	n := &naming{uuids: cu.uuids, tokens: cu.tokens(), events: map[string]bool{}}
-	for _, rec := range cu.records {
-		for _, id := range rec.Applied {
-			n.events[id] = true
+	owners := map[string]bool{}
+	n.others = func(addr string) bool {
+		addr = profile.NormalizeEmail(addr)
+		if other, ok := owners[addr]; ok {
+			return other
 		}
+		o, err := c.Profiles.Owner(ctx, addr)
+		// When the index cannot say, the email is taken as another's:
+		// better kept than someone else's erased.
+		other := err == nil && !slices.Contains(cu.uuids, o) || err != nil && !errors.Is(err, profile.ErrNotFound)
+		owners[addr] = other
+		return other
+	}
+	for _, id := range cu.applied {
+		n.events[id] = true
 	}
 	for _, e := range events {
 		if e.ID != "" {
@@ -52,6 +68,15 @@ func (n *naming) email(addr string) bool {
 	return addr != "" && slices.Contains(n.emails, profile.NormalizeEmail(addr))
 }
 
+// caused reports whether an email to addr caused by the event id is the
+// customer's.
+func (n *naming) caused(id, addr string) bool {
+	if n.email(addr) {
+		return true
+	}
+	return id != "" && n.events[id] && (n.others == nil || !n.others(addr))
+}
+
 // DeadLetter is one dead letter naming the customer.
 type DeadLetter struct {
 	Seq     uint64            `json:"seq"`
@@ -67,8 +92,8 @@ type DeadLetter struct {
 // events or to one of their addresses.
 func (n *naming) names(d *natsbus.Dead) bool {
 	if !d.IsEffect() {
-		if u := d.UUID(); u != "" && slices.Contains(n.uuids, u) {
-			return true
+		if u := d.UUID(); u != "" {
+			return slices.Contains(n.uuids, u)
 		}
 		if t := natsbus.SplitStored(d.OriginalSubject()).Customer; t != "" && slices.Contains(n.tokens, t) {
 			return true
@@ -83,7 +108,13 @@ func (n *naming) names(d *natsbus.Dead) bool {
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(d.Data, &e)
-	return n.events[e.Event] || n.email(e.Data.To) || e.Data.UUID != "" && slices.Contains(n.uuids, e.Data.UUID)
+	switch {
+	case e.Data.To != "":
+		return n.caused(e.Event, e.Data.To)
+	case e.Data.UUID != "":
+		return slices.Contains(n.uuids, e.Data.UUID)
+	}
+	return n.events[e.Event]
 }
 
 // readDead returns the dead letters naming the customer; none when there
@@ -173,7 +204,7 @@ func readOutbox(dir string, n *naming) ([]*Email, error) {
 		if m == nil {
 			continue
 		}
-		if n.events[eventOfMessageID(m.MessageID)] || slices.ContainsFunc(addresses(m.To), n.email) {
+		if slices.ContainsFunc(addresses(m.To), func(a string) bool { return n.caused(eventOfMessageID(m.MessageID), a) }) {
 			out = append(out, m)
 		}
 	}

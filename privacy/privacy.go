@@ -61,6 +61,7 @@ type customer struct {
 	records   map[string]*profile.Record
 	revs      map[string]uint64
 	emails    []string // normalised, each once
+	applied   []string // ids of events applied, from the records as found
 }
 
 func (c *customer) addUUID(u string) bool {
@@ -124,6 +125,7 @@ func (c *Config) find(ctx context.Context, uuid string) (*customer, error) {
 // collect takes from rec the customers merged into it and the addresses
 // it names.
 func (cu *customer) collect(rec *profile.Record) {
+	cu.applied = append(cu.applied, rec.Applied...)
 	for _, m := range rec.Merges {
 		cu.addUUID(m.From)
 		for _, v := range []any{m.Unmerged[profile.FieldEmail], m.Replaced[profile.FieldEmail]} {
