@@ -38,10 +38,31 @@ func TestConsentHistory(t *testing.T) {
 	if e := c.History[1]; e.IP != "203.0.113.7" || e.UserAgent != "UA" || e.Link != "confirm" || e.Source != "f1" {
 		t.Errorf("confirmation evidence %+v", e)
 	}
-	if e := c.History[4]; !e.At.Equal(t0.Add(48*time.Hour + LinkExpiry)) || e.Source != "f2" {
+	if e := c.History[4]; !e.At.Equal(t0.Add(48*time.Hour+LinkExpiry)) || e.Source != "f2" {
 		t.Errorf("expiry %+v", e)
 	}
 	if c.Agreement != "confirmation" || c.Evidence["newsletterConfirmedIp"] != "203.0.113.7" || c.Evidence["city"] != nil {
 		t.Errorf("agreement %q, evidence %v", c.Agreement, c.Evidence)
+	}
+}
+
+// An email caused by an event with one of the customer's ids is theirs,
+// unless its address is another customer's: ids are the senders', and
+// two may use the same.
+func TestNamingCaused(t *testing.T) {
+	n := &naming{emails: []string{"kate@example.com"}, events: map[string]bool{"e1": true},
+		others: func(a string) bool { return a == "bob@example.com" }}
+	for _, c := range []struct {
+		id, addr string
+		want     bool
+	}{
+		{"e1", "bob@example.com", false},
+		{"e1", "new@example.com", true},
+		{"e2", "Kate@Example.com", true},
+		{"e2", "new@example.com", false},
+	} {
+		if got := n.caused(c.id, c.addr); got != c.want {
+			t.Errorf("caused(%q, %q) = %v, want %v", c.id, c.addr, got, c.want)
+		}
 	}
 }
