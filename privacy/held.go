@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -254,4 +255,15 @@ func eventOfMessageID(id string) string {
 		return id[:i]
 	}
 	return ""
+}
+
+type mimeWordDecoder struct{ d mime.WordDecoder }
+
+// decode undoes RFC 2047 encoded words; the text as it is when that fails.
+func (m *mimeWordDecoder) decode(s string) string {
+	out, err := m.d.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return out
 }
