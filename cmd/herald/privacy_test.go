@@ -348,6 +348,9 @@ func testPrivacy(t *testing.T, e *privacyEnv) {
 		if o, err := e.kv.Owner(context.Background(), "kate@example.com"); !errors.Is(err, profile.ErrNotFound) {
 			t.Errorf("the email index still names %q (%v)", o, err)
 		}
+		if code, out, _ := run(t, "", "profile", "--config", e.config, "kate-phone"); code != exitOK || !strings.Contains(out, "Customer kate-phone was erased on ") {
+			t.Errorf("herald profile of an erased customer: %d\n%s", code, out)
+		}
 		// Once more, as an operator would after the sender stopped: it
 		// removes what came in meanwhile.
 		out, _ = e.run("forget", "kate-01")

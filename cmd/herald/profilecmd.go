@@ -114,6 +114,8 @@ about their data; run herald profile export -h and so on for theirs.`)
 	if rec != nil && rec.Profile != nil {
 		printProfile(c.stdout, rec.Profile)
 		printMerges(c.stdout, rec.Merges)
+	} else if rec.IsErased() {
+		fmt.Fprintf(c.stdout, "Customer %s was erased on %s (herald profile forget); their events are dropped.\n", res.UUID, rec.Erased.At.UTC().Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", res.UUID)
 	}
