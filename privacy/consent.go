@@ -13,7 +13,7 @@ const (
 	ConsentRequested = "requested" // a form asked for the newsletter
 	ConsentConfirmed = "confirmed" // the confirmation link was followed
 	ConsentWithdrawn = "withdrawn" // the box unticked, or an unsubscribe link
-	ConsentExpired   = "expired"   // a request whose link ran out unconfirmed
+	ConsentExpired   = "expired"   // a request left unconfirmed: its expiry timer, or its link's life, ran out
 )
 
 // LinkExpiry is how long a confirmation link lasts unless its rule says
@@ -111,6 +111,13 @@ func consentOf(rec *profile.Record, events []*StoredEvent, now time.Time) *Conse
 		if !ok {
 			continue
 		}
+		if entry.Kind == ConsentExpired || entry.Value == "reminder" {
+			// An expiry or reminder timer counts only while a request is
+			// open: the rules ignore one that fires after an answer.
+			if n := len(c.History); n == 0 || c.History[n-1].Kind != ConsentRequested {
+				continue
+			}
+		}
 		c.History = append(c.History, entry)
 	}
 	c.History = withExpiries(c.History, now)
@@ -134,6 +141,11 @@ func consentEntry(e *StoredEvent) (ConsentEntry, bool) {
 		default:
 			return entry, false
 		}
+	case "newsletter.remind":
+		// A reminder sends a new confirmation link for the open request.
+		entry.Kind, entry.Value = ConsentRequested, "reminder"
+	case "newsletter.expire":
+		entry.Kind = ConsentExpired
 	case "newsletter.confirm":
 		entry.Kind = ConsentConfirmed
 	case "newsletter.unsubscribe":

@@ -24,14 +24,17 @@ func TestConsentHistory(t *testing.T) {
 		ev("f2", "form.submit", t0.Add(48*time.Hour), map[string]any{"form_type": "contact,newsletter"}),
 		ev("f3", "form.submit", t0.Add(20*24*time.Hour), map[string]any{"newsletter_agreement_enabled": "disabled"}),
 		ev("f4", "form.submit", t0.Add(21*24*time.Hour), map[string]any{"newsletter_agreement_enabled": "confirmation"}),
+		ev("r4", "newsletter.remind", t0.Add(23*24*time.Hour), nil),
+		ev("x4", "newsletter.expire", t0.Add(28*24*time.Hour), nil),
+		ev("x5", "newsletter.expire", t0.Add(29*24*time.Hour), nil), // after the expiry: nothing open
 	}
 	rec := &profile.Record{Profile: &profile.Profile{UUID: "kate", Attributes: map[string]any{"newsletterAgreement": "confirmation", "newsletterConfirmedIp": "203.0.113.7", "city": "Kraków"}}}
-	c := consentOf(rec, events, t0.Add(25*24*time.Hour))
+	c := consentOf(rec, events, t0.Add(40*24*time.Hour))
 	var got []string
 	for _, e := range c.History {
 		got = append(got, e.Kind+":"+e.Event)
 	}
-	want := []string{"requested:f1", "confirmed:c1", "withdrawn:u1", "requested:f2", "expired:", "withdrawn:f3", "requested:f4"}
+	want := []string{"requested:f1", "confirmed:c1", "withdrawn:u1", "requested:f2", "expired:", "withdrawn:f3", "requested:f4", "requested:r4", "expired:x4"}
 	if !slices.Equal(got, want) {
 		t.Errorf("history %v, want %v", got, want)
 	}
