@@ -53,7 +53,11 @@ func partitioned(s jetstream.Stream) bool {
 // are read with get-message requests (natsbus.StoredEvents): no consumer
 // is made.
 func readEvents(ctx context.Context, js jetstream.JetStream, uuids []string) (jetstream.Stream, []*StoredEvent, error) {
-	s, err := js.Stream(ctx, natsbus.EventsStream)
+	var s jetstream.Stream
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		s, err = js.Stream(ctx, natsbus.EventsStream)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil, nil
 	}
@@ -113,7 +117,11 @@ type Timer struct {
 // timerStream returns the stream holding the timers of the customer with
 // token, or nil when no stream holds such subjects.
 func timerStream(ctx context.Context, js jetstream.JetStream, token string) (jetstream.Stream, error) {
-	name, err := js.StreamNameBySubject(ctx, TimerSubjectPrefix+token+".>")
+	var name string
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		name, err = js.StreamNameBySubject(ctx, TimerSubjectPrefix+token+".>")
+		return err
+	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
 	}

@@ -93,7 +93,7 @@ func (c *Config) Forget(ctx context.Context, uuid string, opts ForgetOptions) (*
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
 	}
 	for _, d := range dead {
-		if err := dl.Delete(ctx, d.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := retry(ctx, func(ctx context.Context) error { return dl.Delete(ctx, d.Seq) }); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return rep, fmt.Errorf("forget %s: %w", uuid, err)
 		}
 		rep.DeadLetters++
@@ -220,7 +220,11 @@ func (c *Config) releaseEmails(ctx context.Context, cu *customer, opts ForgetOpt
 // their events on a plain subject.
 func purgeEvents(ctx context.Context, s jetstream.Stream, cu *customer, events []*StoredEvent, rep *Report) error {
 	for _, f := range eventFilters(partitioned(s), cu.tokens()) {
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
+		var info *jetstream.StreamInfo
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			info, err = s.Info(ctx, jetstream.WithSubjectFilter(f))
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("count events on %s: %w", f, err)
 		}
@@ -231,7 +235,7 @@ func purgeEvents(ctx context.Context, s jetstream.Stream, cu *customer, events [
 		if held == 0 {
 			continue
 		}
-		if err := s.Purge(ctx, jetstream.WithPurgeSubject(f)); err != nil {
+		if err := retry(ctx, func(ctx context.Context) error { return s.Purge(ctx, jetstream.WithPurgeSubject(f)) }); err != nil {
 			return fmt.Errorf("purge events on %s: %w", f, err)
 		}
 		rep.Events += held
@@ -240,7 +244,7 @@ func purgeEvents(ctx context.Context, s jetstream.Stream, cu *customer, events [
 		if natsbusCustomer(e.Subject) != "" {
 			continue // purged above
 		}
-		err := s.DeleteMsg(ctx, e.Seq)
+		err := retry(ctx, func(ctx context.Context) error { return s.DeleteMsg(ctx, e.Seq) })
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -263,7 +267,11 @@ func (c *Config) purgeTimers(ctx context.Context, cu *customer, rep *Report) err
 			continue
 		}
 		f := TimerSubjectPrefix + t + ".>"
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
+		var info *jetstream.StreamInfo
+		err = retry(ctx, func(ctx context.Context) (err error) {
+			info, err = s.Info(ctx, jetstream.WithSubjectFilter(f))
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("count timers on %s: %w", f, err)
 		}
@@ -274,7 +282,7 @@ func (c *Config) purgeTimers(ctx context.Context, cu *customer, rep *Report) err
 		if held == 0 {
 			continue
 		}
-		if err := s.Purge(ctx, jetstream.WithPurgeSubject(f)); err != nil {
+		if err := retry(ctx, func(ctx context.Context) error { return s.Purge(ctx, jetstream.WithPurgeSubject(f)) }); err != nil {
 			return fmt.Errorf("purge timers on %s: %w", f, err)
 		}
 		rep.Timers += held
