@@ -27,6 +27,7 @@ import (
 	"github.com/herald-events/herald/ingest/collector/web"
 	"github.com/herald-events/herald/links"
 	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/privacy"
 	"github.com/herald-events/herald/profile"
 	"github.com/herald-events/herald/rules"
 	"github.com/herald-events/herald/runner"
@@ -95,7 +96,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if err := a.startNATS(); err != nil {
 		return nil, err
 	}
-	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas, Partitions: cfg.NATS.Partitions})
+	res, err := natsbus.Setup(ctx, a.js, natsbus.SetupConfig{Replicas: cfg.NATS.Replicas, Partitions: cfg.NATS.Partitions,
+		EventsMaxAge: time.Duration(cfg.Retention.Events), DeadMaxAge: time.Duration(cfg.Retention.DeadLetters)})
 	if err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}
@@ -125,6 +127,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	}
 	a.engine = engine.New(a.rules)
 	profiles := profile.NewKV(res.Profiles)
+	priv := Privacy(cfg, privacy.Config{JS: a.js, Profiles: profiles})
 	apply, err := runner.New(runner.Config{
 		Engine:    a.engine,
 		Store:     profiles,
@@ -133,10 +136,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		DeadLetter: func(ctx context.Context, key string, effect []byte, reason error) error {
 			return natsbus.DeadEffect(ctx, a.js, key, effect, reason, time.Now())
 		},
-		Metrics:   runner.NewMetrics(a.registry),
-		LazyClear: true,
-		Owner:     name,
-		Logger:    logger,
+		Metrics:    runner.NewMetrics(a.registry),
+		Suppressed: suppressedEmail(profiles, priv.Hasher),
+		LazyClear:  true,
+		Owner:      name,
+		Logger:     logger,
 	})
 	if err != nil {
 		return nil, err
@@ -217,6 +221,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 			return links.Request{Event: event, Agreement: agreement}, nil
 		}),
 	})
+	mux.Handle("GET /v1/profiles/{uuid}", exportHandler(priv, config.AdminToken()))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
@@ -254,11 +259,18 @@ func (a *App) Run(ctx context.Context) error {
 			a.logger.Error("fired timers are not forwarded", "err", err)
 		}
 	}()
+	var swept <-chan struct{}
+	if o, ok := a.mailer.(*email.Outbox); ok && a.cfg.Retention.Outbox > 0 {
+		swept = a.sweepOutbox(o, time.Duration(a.cfg.Retention.Outbox), stop)
+	}
 	err := a.consumer.Run(ctx)
 	cancel()
 	<-forwarded
 	close(stop)
 	<-flushed
+	if swept != nil {
+		<-swept
+	}
 	if err != nil {
 		a.runErr = err
 		a.logger.Error("stopped consuming events", "err", err)

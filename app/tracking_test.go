@@ -176,12 +176,12 @@ func (s *shop) emailsTo(addr string) []*mail.Message {
 
 func (s *shop) activity(uuid string) []string {
 	s.t.Helper()
-	evs, _, err := ingest.RecentActivity(context.Background(), s.js, uuid, 50, 1000)
+	act, err := ingest.RecentActivity(context.Background(), s.js, uuid, 50, 1000)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	var out []string
-	for _, ev := range evs {
+	for _, ev := range act.Events {
 		out = append(out, ev.Action)
 	}
 	return out

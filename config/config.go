@@ -30,6 +30,11 @@ const (
 	EnvNATSToken    = "HERALD_NATS_TOKEN"
 	// EnvWebhookSecret signs webhook calls (Herald-Signature).
 	EnvWebhookSecret = "HERALD_WEBHOOK_SECRET"
+	// EnvPrivacyKey keys the hash of the addresses an erased customer
+	// had (see docs/privacy.md).
+	EnvPrivacyKey = "HERALD_PRIVACY_KEY"
+	// EnvAdminToken lets GET /v1/profiles/{uuid} answer.
+	EnvAdminToken = "HERALD_ADMIN_TOKEN"
 )
 
 // Secret is a value that must not be printed: it formats as <secret>.
@@ -81,7 +86,10 @@ type Config struct {
 	// letter. Default 100: with retries at most 5 minutes apart, about
 	// eight hours of retries.
 	MaxDeliveries int `yaml:"max_deliveries"`
-	Log           Log `yaml:"log"`
+	// Retention says how long raw events, dead letters and outbox emails
+	// are kept; see docs/privacy.md.
+	Retention Retention `yaml:"retention"`
+	Log       Log       `yaml:"log"`
 
 	baseURLDefaulted bool
 }
@@ -139,14 +147,41 @@ type Collector struct {
 	Burst int     `yaml:"burst"`
 }
 
-// Duration is a time.Duration written as in Go ("10s", "1m30s").
+// Retention says how long Herald keeps what it holds besides profiles.
+// Zero keeps the default: see each field.
+type Retention struct {
+	// Events is the most age of a raw event in HERALD_EVENTS (the
+	// stream's MaxAge). 0: events are kept until the stream's own limits,
+	// as an operator set them (none by default).
+	Events Duration `yaml:"events"`
+	// DeadLetters is the most age of a dead letter in HERALD_DEAD. 0: 30
+	// days when Herald creates the stream, else its limit as it is.
+	DeadLetters Duration `yaml:"dead_letters"`
+	// Outbox is the most age of an .eml file in the outbox folder; serve
+	// deletes older ones. 0: they are kept.
+	Outbox Duration `yaml:"outbox"`
+}
+
+// MinRetention is the least retention: JetStream's duplicate window (10
+// minutes) must fit in a stream's max age, and an hour is no real limit
+// on privacy.
+const MinRetention = time.Hour
+
+// Duration is a time.Duration written as in Go ("10s", "1m30s"), or a
+// number of days ("30d").
 type Duration time.Duration
 
-// UnmarshalYAML reads a duration such as 10s.
+// UnmarshalYAML reads a duration such as 10s or 30d.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	t, err := time.ParseDuration(n.Value)
+	if days, ok := strings.CutSuffix(n.Value, "d"); ok && err != nil {
+		var k int
+		if _, serr := fmt.Sscanf(days, "%d", &k); serr == nil && fmt.Sprint(k) == days && k >= 0 && k <= 100*365 {
+			t, err = time.Duration(k)*24*time.Hour, nil
+		}
+	}
 	if err != nil || t < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 10s", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not a duration such as 10s or 30d", n.Line, n.Value)
 	}
 	*d = Duration(t)
 	return nil
@@ -240,6 +275,14 @@ type Log struct {
 // LinkKeys are the signing keys for links, from HERALD_LINK_KEYS; empty
 // means Herald generates one and keeps it in DATA_DIR.
 func LinkKeys() Secret { return Secret(os.Getenv(EnvLinkKeys)) }
+
+// PrivacyKey keys the hashes of erased customers' addresses, from
+// HERALD_PRIVACY_KEY; empty means a plain SHA-256.
+func PrivacyKey() Secret { return Secret(os.Getenv(EnvPrivacyKey)) }
+
+// AdminToken is the bearer token of the admin API (GET
+// /v1/profiles/{uuid}), from HERALD_ADMIN_TOKEN; empty turns it off.
+func AdminToken() Secret { return Secret(os.Getenv(EnvAdminToken)) }
 
 // Load reads the file at path (or only defaults and the environment when
 // path is ""), applies defaults and validates. It reports every problem
@@ -411,6 +454,14 @@ func (c *Config) validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		bad("max_deliveries", "%d: use 1 or more", c.MaxDeliveries)
+	}
+	for _, r := range []struct {
+		field string
+		d     Duration
+	}{{"retention.events", c.Retention.Events}, {"retention.dead_letters", c.Retention.DeadLetters}, {"retention.outbox", c.Retention.Outbox}} {
+		if r.d != 0 && time.Duration(r.d) < MinRetention {
+			bad(r.field, "%s: use at least 1h, or 0 for the default", time.Duration(r.d))
+		}
 	}
 	if c.Collector.Rate < 0 || c.Collector.Burst < 1 {
 		bad("collector", "rate %v, burst %d: use a positive rate and a burst of 1 or more", c.Collector.Rate, c.Collector.Burst)

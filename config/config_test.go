@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, data string) string {
@@ -158,5 +159,26 @@ func TestRepositoryConfig(t *testing.T) {
 	got.Sites, got.Webhook.AllowHosts, got.Webhook.Headers = nil, nil, nil
 	if !reflect.DeepEqual(got, def) {
 		t.Fatalf("herald.yaml differs from the defaults:\n%+v\n%+v", got, def)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	c, err := Load(write(t, "retention:\n  events: 90d\n  dead_letters: 720h\n  outbox: 30d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.Events != Duration(90*24*time.Hour) || c.Retention.DeadLetters != Duration(30*24*time.Hour) || c.Retention.Outbox != Duration(30*24*time.Hour) {
+		t.Errorf("retention %+v", c.Retention)
+	}
+	if c, err := Load(""); err != nil || c.Retention != (Retention{}) {
+		t.Errorf("default retention %+v, %v: want zeros (the streams' own limits)", c.Retention, err)
+	}
+	_, err = Load(write(t, "retention:\n  events: 5m\n  outbox: 30m\n"))
+	if err == nil || !strings.Contains(err.Error(), "retention.events: 5m0s: use at least 1h") || !strings.Contains(err.Error(), "retention.outbox: 30m0s") {
+		t.Errorf("short retention: %v", err)
+	}
+	_, err = Load(write(t, "retention:\n  events: 3 months\n"))
+	if err == nil || !strings.Contains(err.Error(), `"3 months" is not a duration such as 10s or 30d`) {
+		t.Errorf("bad duration: %v", err)
 	}
 }

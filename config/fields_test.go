@@ -26,7 +26,7 @@ nats:
 		t.Fatal("Load accepted unknown fields")
 	}
 	want := []string{
-		path + `:1: unknown field "nat" at the top level (did you mean "nats"?); known fields: data_dir, rules, nats, http, email, webhook, sites, collector, workers, engine_name, acks, max_deliveries, log`,
+		path + `:1: unknown field "nat" at the top level (did you mean "nats"?); known fields: data_dir, rules, nats, http, email, webhook, sites, collector, workers, engine_name, acks, max_deliveries, retention, log`,
 		path + `:5: unknown field "tls_polcy" in email.smtp (did you mean "tls_policy"?); known fields: url, tls_policy, insecure_skip_verify`,
 		path + `:8: unknown field "writekey" in sites[] (did you mean "write_key"?); known fields: name, write_key, origins, allow, deny`,
 		path + `:9: unknown field "colour" in sites[]; known fields: name, write_key, origins, allow, deny`,

@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,15 @@ type SetupConfig struct {
 	// Partitioned tunes the partitioned consumers and the engines bucket;
 	// zero values take the defaults. Used only with Partitions.
 	Partitioned PartitionedConfig
+	// EventsMaxAge, when above 0, is the most age of an event in
+	// EventsStream, set on the stream whether Setup creates it or finds
+	// it. 0 creates it without one and leaves an existing stream's as it
+	// is.
+	EventsMaxAge time.Duration
+	// DeadMaxAge, when above 0, is the most age of a dead letter, set on
+	// DeadStream whether Setup creates it or finds it. 0 creates it with
+	// the package's DeadMaxAge and leaves an existing stream's as it is.
+	DeadMaxAge time.Duration
 }
 
 // Resources are the JetStream resources Herald works with.
@@ -68,9 +78,9 @@ type Resources struct {
 // Setup is idempotent and safe to run from several engines at once. On
 // existing resources it changes only what Herald depends on: the subjects,
 // a duplicate window at least DuplicateWindow, the replicas when
-// cfg.Replicas is set, and the consumer's ack wait, delivery limit, backoff
-// and filter. Limits an operator tuned (max age, bytes, ack pending, ...)
-// are kept. What cannot be changed in place — memory storage, a consumer
+// cfg.Replicas is set, the max ages when cfg sets them, and the consumer's
+// ack wait, delivery limit, backoff and filter. Other limits an operator
+// tuned (bytes, ack pending, ...), and max ages cfg leaves at 0, are kept. What cannot be changed in place — memory storage, a consumer
 // without explicit acks or a push consumer — is an error saying so.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Resources, error) {
 	if cfg.Replicas < 0 || cfg.Replicas > 5 {
@@ -89,8 +99,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Resou
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		MaxAge:      cfg.EventsMaxAge,
 		Duplicates:  DuplicateWindow,
-	}, streamNeeds{what: "events", subjects: EventsSubjects, prefix: eventsPrefix, duplicates: DuplicateWindow, replicas: cfg.Replicas})
+	}, streamNeeds{what: "events", subjects: EventsSubjects, prefix: eventsPrefix, duplicates: DuplicateWindow, replicas: cfg.Replicas, maxAge: cfg.EventsMaxAge})
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +113,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Resou
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
-		MaxAge:      DeadMaxAge,
+		MaxAge:      cmp.Or(cfg.DeadMaxAge, DeadMaxAge),
 		Duplicates:  DuplicateWindow,
-	}, streamNeeds{what: "dead letters", subjects: DeadSubjects, prefix: deadPrefix, duplicates: DuplicateWindow, replicas: cfg.Replicas})
+	}, streamNeeds{what: "dead letters", subjects: DeadSubjects, prefix: deadPrefix, duplicates: DuplicateWindow, replicas: cfg.Replicas, maxAge: cfg.DeadMaxAge})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +138,7 @@ type streamNeeds struct {
 	prefix     string        // subjects under it are replaced by subjects
 	duplicates time.Duration // the least duplicate window; 0 for any
 	replicas   int           // 0: keep
+	maxAge     time.Duration // 0: keep
 }
 
 // fix changes c to meet the needs, or says why it cannot.
@@ -145,6 +157,9 @@ func (n streamNeeds) fix(c *jetstream.StreamConfig) error {
 	}
 	if n.replicas > 0 {
 		c.Replicas = n.replicas
+	}
+	if n.maxAge > 0 {
+		c.MaxAge = n.maxAge
 	}
 	return nil
 }

@@ -57,6 +57,10 @@ type Record struct {
 	// fired for the customer, oldest first: as many of the latest times
 	// as the limit counts.
 	Fired map[string][]time.Time `json:"fired,omitempty"`
+	// Erased, when set, says the customer's data was erased: the record
+	// holds nothing else, and the customer's events are dropped (see
+	// Erasure).
+	Erased *Erasure `json:"erased,omitempty"`
 }
 
 // Lease is an engine's hold on a customer's outbox: while it lasts, only
@@ -112,6 +116,12 @@ func (r *Record) Clone() *Record {
 		c.Outbox = nil
 	}
 	c.MergedInto, c.MergedBy = r.MergedInto, r.MergedBy
+	if r.Erased != nil {
+		e := *r.Erased
+		e.EmailHashes = slices.Clone(r.Erased.EmailHashes)
+		e.With = slices.Clone(r.Erased.With)
+		c.Erased = &e
+	}
 	if r.Lease != nil {
 		lease := *r.Lease
 		c.Lease = &lease
@@ -181,6 +191,8 @@ type Memory struct {
 	records map[string]memoryEntry
 	emails  map[string]string // EmailHash -> owner
 	rev     uint64
+	// suppressed is the suppression list, by Hasher hash.
+	suppressed map[string]Suppression
 }
 
 type memoryEntry struct {

@@ -136,16 +136,18 @@ func (r *Runner) load(ctx context.Context, uuid string) (*profile.Resolved, erro
 }
 
 // canonical returns the customer whose record the events of uuid apply
-// to.
-func (r *Runner) canonical(ctx context.Context, uuid string) (string, error) {
+// to, and whether that customer was erased.
+func (r *Runner) canonical(ctx context.Context, uuid string) (string, bool, error) {
 	res, err := r.resolve(ctx, uuid)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return res.UUID, nil
+	return res.UUID, res.Record.IsErased(), nil
 }
 
-// owner returns the customer who owns email, aliases followed, or "".
+// owner returns the customer who owns email, aliases followed, or "". An
+// entry naming an erased customer (left by an erasure that was stopped
+// half way) is removed: the address is nobody's.
 func (r *Runner) owner(ctx context.Context, email string) (string, error) {
 	o, err := r.cfg.Store.Owner(ctx, email)
 	if errors.Is(err, profile.ErrNotFound) {
@@ -154,20 +156,36 @@ func (r *Runner) owner(ctx context.Context, email string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("look up email owner: %w", err)
 	}
-	return r.canonical(ctx, o)
+	c, erased, err := r.canonical(ctx, o)
+	if err != nil || !erased {
+		return c, err
+	}
+	if err := r.cfg.Store.ReleaseEmail(ctx, email, o); err != nil {
+		return "", fmt.Errorf("release email of erased customer %s: %w", o, err)
+	}
+	return "", nil
 }
 
 // claim claims email for uuid and returns its owner, aliases followed:
-// uuid when the claim holds.
+// uuid when the claim holds. An owner that was erased loses the address.
 func (r *Runner) claim(ctx context.Context, email, uuid string) (string, error) {
-	o, err := r.cfg.Store.ClaimEmail(ctx, email, uuid)
-	if err != nil {
-		return "", fmt.Errorf("claim email of %s: %w", uuid, err)
+	for range maxConflicts {
+		o, err := r.cfg.Store.ClaimEmail(ctx, email, uuid)
+		if err != nil {
+			return "", fmt.Errorf("claim email of %s: %w", uuid, err)
+		}
+		if o == uuid {
+			return o, nil
+		}
+		c, erased, err := r.canonical(ctx, o)
+		if err != nil || !erased {
+			return c, err
+		}
+		if err := r.cfg.Store.ReleaseEmail(ctx, email, o); err != nil {
+			return "", fmt.Errorf("release email of erased customer %s: %w", o, err)
+		}
 	}
-	if o == uuid {
-		return o, nil
-	}
-	return r.canonical(ctx, o)
+	return "", &RetryError{Err: fmt.Errorf("claim email of %s: still conflicting after %d tries", uuid, maxConflicts)}
 }
 
 // release releases email if uuid owns it. A failure is logged: the
@@ -259,6 +277,11 @@ func (r *Runner) finish(ctx context.Context, from string, t *profile.Record, tre
 			return err
 		}
 		into := res.Record
+		if into.IsErased() {
+			// The customer merged into was erased: so is the one merged,
+			// who is the same person.
+			return r.eraseMerged(ctx, from, into.Erased, trev)
+		}
 		if into.HasMerged(from, t.MergedBy) {
 			break
 		}
@@ -350,4 +373,29 @@ func (r *Runner) breakLoop(ctx context.Context, res *profile.Resolved, cause err
 		}
 	}
 	return nil
+}
+
+// eraseMerged erases the customer from, whose tombstone (at revision
+// trev) still held a merge into a customer since erased.
+func (r *Runner) eraseMerged(ctx context.Context, from string, e *profile.Erasure, trev uint64) error {
+	for range maxConflicts {
+		_, err := r.cfg.Store.Put(ctx, from, &profile.Record{Erased: &profile.Erasure{At: e.At}}, trev)
+		if !errors.Is(err, profile.ErrConflict) {
+			if err != nil {
+				return storeError(fmt.Errorf("store profile %s: %w", from, err))
+			}
+			return nil
+		}
+		t, rev, err := r.cfg.Store.Get(ctx, from)
+		if errors.Is(err, profile.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("load profile %s: %w", from, err)
+		}
+		if t.IsErased() || !t.MergePending() {
+			return nil
+		}
+		trev = rev
+	}
+	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", from, maxConflicts)}
 }

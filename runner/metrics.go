@@ -20,6 +20,7 @@ type Metrics struct {
 	taken       prometheus.Counter
 	cleared     prometheus.Counter
 	leases      prometheus.Counter
+	erased      prometheus.Counter
 }
 
 // NewMetrics registers the applier's metrics with reg.
@@ -68,7 +69,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "herald", Subsystem: "outbox", Name: "leased_elsewhere_total",
 		Help: "Events retried later because another engine's lease holds their customer's outbox.",
 	})
-	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared, m.leases)
+	m.erased = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "profile", Name: "erased_events_dropped_total",
+		Help: "Events dropped because their customer was erased (herald profile forget).",
+	})
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared, m.leases, m.erased)
 	return m
 }
 
@@ -109,6 +114,12 @@ func (m *Metrics) performed(kind, outcome string, d time.Duration) {
 func (m *Metrics) merged() {
 	if m != nil {
 		m.merges.Inc()
+	}
+}
+
+func (m *Metrics) erasedDropped() {
+	if m != nil {
+		m.erased.Inc()
 	}
 }
 

@@ -71,6 +71,11 @@ type Config struct {
 	// so often and once after the last event. Without it, the effects an
 	// event performed are cleared by one more write right away.
 	LazyClear bool
+	// Suppressed, when set, is asked about each effect before it is
+	// rendered; a reason it returns withholds the effect as a
+	// rules.Suppressor would (serve: an email to an address on the
+	// suppression list). An error fails the event, to be retried.
+	Suppressed func(ctx context.Context, e rules.Effect) (reason string, err error)
 	// Now is the clock; Logger receives rule errors and dropped effects.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -173,6 +178,14 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 			return err
 		}
 		uuid, rec, rev := cur.UUID, cur.Record, cur.Rev
+		if rec.IsErased() {
+			// The customer was erased (herald profile forget): nothing of
+			// theirs is kept again, whatever arrives.
+			r.releaseClaims(ctx, claims, "", nil)
+			r.cfg.Metrics.erasedDropped()
+			r.cfg.Logger.Debug("event of an erased customer dropped", "event", ev.ID, "action", ev.Action)
+			return nil
+		}
 		cleared := r.done.strip(rec)
 		if err := r.leasedElsewhere(uuid, rec); err != nil {
 			r.releaseClaims(ctx, claims, uuid, rec.Profile)
@@ -324,6 +337,17 @@ func (r *Runner) render(ctx context.Context, plan *engine.Plan, now time.Time) (
 				r.cfg.Metrics.effect(kind, "suppressed")
 				r.cfg.Logger.Info("effect not performed", "kind", kind, "rule", f.Rule, "event", ev.ID, "reason", s.Suppressed())
 				continue
+			}
+			if r.cfg.Suppressed != nil {
+				reason, err := r.cfg.Suppressed(ctx, e.Out)
+				if err != nil {
+					return nil, nil, fmt.Errorf("check suppression of %s: %w", key, err)
+				}
+				if reason != "" {
+					r.cfg.Metrics.effect(kind, "suppressed")
+					r.cfg.Logger.Info("effect not performed", "kind", kind, "rule", f.Rule, "event", ev.ID, "reason", reason)
+					continue
+				}
 			}
 			rule := f.Rule
 			rc := &rules.RenderContext{

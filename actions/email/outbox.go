@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 )
 
 // outboxDateFormat is the date prefix of outbox file names (UTC).
@@ -260,4 +262,35 @@ func idName(id string) string {
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '.' || c == '_' || c == '-'
+}
+
+// Sweep deletes the emails of the outbox written before before (by the
+// file's modification time), for a retention limit, and returns how many
+// it deleted. Files other than .eml ones are left alone.
+func (o *Outbox) Sweep(before time.Time) (int, error) {
+	entries, err := os.ReadDir(o.dir)
+	if err != nil {
+		return 0, fmt.Errorf("sweep outbox: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".eml") {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("sweep outbox: %w", err)
+		}
+		if !info.ModTime().Before(before) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(o.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("sweep outbox: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

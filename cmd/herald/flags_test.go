@@ -74,7 +74,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"profile", "anna", "--nats", closed, "--recent", "0"}, exitUsage, "--recent 0, --scan 10000: both must be at least 1"},
+		{[]string{"profile", "anna", "--nats", closed, "--recent", "0"}, exitUsage, "--recent 0, --scan 1000: both must be at least 1"},
 		{[]string{"profile", "anna", "--config", unknownField}, exitUsage, unknownField + `:3: unknown field "bogus" in nats; known fields: `},
 		{[]string{"profile", "anna", "--nats", closed}, exitFailed, "herald profile: "},
 		{[]string{"profile", "anna", "--nats", closed, "extra"}, exitUsage, "Usage: herald profile"},

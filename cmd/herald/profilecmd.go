@@ -21,13 +21,19 @@ import (
 )
 
 func (c *cli) profile(args []string) int {
+	if len(args) > 0 && privacyVerbs[args[0]] != nil {
+		return privacyVerbs[args[0]](c, args[1:])
+	}
 	fl := c.flags("profile", "[flags] UUID", `Show a customer's profile and their recent activity: the label and time of
-their latest events among the most recent events in the stream. An anonymous
+their latest events in the stream, found by their subjects. An anonymous
 customer merged into a known one shows the known customer, with the history
-of the customers merged into them.`)
+of the customers merged into them.
+
+herald profile export|forget|consent UUID answer a customer's requests
+about their data; run herald profile export -h and so on for theirs.`)
 	target := natsFlags(fl)
 	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
-	scan := fl.Int("scan", 10000, "how many of the stream's latest `events` to look through")
+	scan := fl.Int("scan", 1000, "on a stream without partitions, how many of the stream's latest `events` to look through for events published on a plain subject (herald.events.<source>)")
 	asJSON := fl.Bool("json", false, "print the stored record (null when there is none), the events and the resolved uuid as JSON")
 	if code, ok := parse(fl, args); !ok {
 		return code
@@ -115,10 +121,16 @@ of the customers merged into them.`)
 		printProfile(c.stdout, rec.Profile)
 		printMerges(c.stdout, rec.Merges)
 		printTimers(c.stdout, timers)
+	} else if rec.IsErased() {
+		fmt.Fprintf(c.stdout, "Customer %s was erased on %s (herald profile forget); their events are dropped.\n", res.UUID, rec.Erased.At.UTC().Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", res.UUID)
 	}
-	fmt.Fprintf(c.stdout, "\nRecent activity (latest %d of the last %d events in %s):\n", len(activity), scanned, natsbus.EventsStream)
+	fmt.Fprintf(c.stdout, "\nRecent activity (latest %d in %s", len(activity), natsbus.EventsStream)
+	if scanned > 0 {
+		fmt.Fprintf(c.stdout, "; of events sent on a plain subject, those among its last %d", scanned)
+	}
+	fmt.Fprintln(c.stdout, "):")
 	if len(activity) == 0 {
 		fmt.Fprintln(c.stdout, "  none")
 	}
@@ -133,13 +145,15 @@ of the customers merged into them.`)
 }
 
 // maxActivityUUIDs bounds the uuids whose events herald profile looks
-// for: each is a scan of the stream's latest events.
+// for.
 const maxActivityUUIDs = 8
 
 // customerActivity returns the latest keep events of the customer res
-// resolved to, among the stream's latest scan: the events sent with their
-// own uuid, the uuid asked for and those merged into them (the latest
-// merges first, at most maxActivityUUIDs in all), oldest first.
+// resolved to (see ingest.RecentActivity): the events sent with their own
+// uuid, the uuid asked for and those merged into them (the latest merges
+// first, at most maxActivityUUIDs in all), oldest first; and how many of
+// the stream's latest events were looked through for events on plain
+// subjects (0 when there were none, as on a partitioned stream).
 func customerActivity(ctx context.Context, js jetstream.JetStream, res *profile.Resolved, rec *profile.Record, keep, scan int) ([]*event.Event, int, error) {
 	uuids := []string{res.UUID}
 	for _, a := range res.Via {
@@ -155,13 +169,20 @@ func customerActivity(ctx context.Context, js jetstream.JetStream, res *profile.
 	if len(uuids) > maxActivityUUIDs {
 		uuids = uuids[:maxActivityUUIDs]
 	}
-	// One scan per uuid, at once: a scan mostly waits for the stream's end.
+	// One look-up per uuid, at once: each mostly waits for answers.
 	lists := make([][]*event.Event, len(uuids))
 	counts := make([]int, len(uuids))
 	errs := make([]error, len(uuids))
 	var wg sync.WaitGroup
 	for i, uuid := range uuids {
-		wg.Go(func() { lists[i], counts[i], errs[i] = ingest.RecentActivity(ctx, js, uuid, keep, scan) })
+		wg.Go(func() {
+			act, err := ingest.RecentActivity(ctx, js, uuid, keep, scan)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			lists[i], counts[i] = act.Events, act.PlainScan
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

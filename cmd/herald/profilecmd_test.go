@@ -48,7 +48,7 @@ func TestProfileFollowsMerges(t *testing.T) {
 			"  tags       [callback contact]\n",
 			"  merged (oldest first)\n",
 			"  kate-phone  by event merge-test-0003\n",
-			"Recent activity (latest 3 of the last 3 events in HERALD_EVENTS):\n",
+			"Recent activity (latest 3 in HERALD_EVENTS):\n",
 			"  2026-11-28T10:00:00Z  form.submit              Contact form\n" +
 				"  2026-11-28T11:00:00Z  page.visit               Home\n" +
 				"  2026-11-28T11:05:00Z  form.submit              Contact form\n",

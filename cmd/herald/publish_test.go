@@ -98,7 +98,7 @@ func TestPublishAndProfile(t *testing.T) {
 		for _, want := range []string{
 			"Profile paula-42\n",
 			"  email      paula@example.com\n",
-			"Recent activity (latest 2 of the last 2 events in HERALD_EVENTS):\n",
+			"Recent activity (latest 2 in HERALD_EVENTS):\n",
 			"  form.submit              Newsletter form\n",
 			"  page.visit               Home\n",
 		} {
@@ -128,7 +128,7 @@ func TestPublishAndProfile(t *testing.T) {
 
 	t.Run("profile unknown", func(t *testing.T) {
 		code, stdout, _ := run(t, "", "profile", "--nats", url, "nobody-1")
-		want := "No profile for nobody-1: no rule has changed it yet.\n\nRecent activity (latest 0 of the last 2 events in HERALD_EVENTS):\n  none\n"
+		want := "No profile for nobody-1: no rule has changed it yet.\n\nRecent activity (latest 0 in HERALD_EVENTS):\n  none\n"
 		if code != exitOK || stdout != want {
 			t.Errorf("exit code %d, stdout:\n%s\nwant:\n%s", code, stdout, want)
 		}
@@ -234,7 +234,7 @@ func TestPublishAndProfileUsageErrors(t *testing.T) {
 		{[]string{"profile", "--nats", closed}, "Usage: herald profile"},
 		{[]string{"profile", "--nats", closed, ""}, "Usage: herald profile"},
 		{[]string{"profile", "--nats", closed, "a", "b"}, "Usage: herald profile"},
-		{[]string{"profile", "--nats", closed, "--recent", "0", "anna"}, "--recent 0, --scan 10000: both must be at least 1"},
+		{[]string{"profile", "--nats", closed, "--recent", "0", "anna"}, "--recent 0, --scan 1000: both must be at least 1"},
 		{[]string{"profile", "--nats", closed, "--scan", "-1", "anna"}, "--recent 10, --scan -1: both must be at least 1"},
 		{[]string{"profile", "--config", unknownField, "anna"}, unknownField + `:3: unknown field "bogus"`},
 		{[]string{"profile", "--config", noCreds, "anna"}, noCreds + ": nats.creds: stat "},
