@@ -25,6 +25,9 @@ type Document struct {
 	// Merges is the history of customers merged into this one, with the
 	// values each merge kept aside.
 	Merges []profile.Merge `json:"merges,omitempty"`
+	// Fired holds, by rule, when the rules with a limit (limit:, once:)
+	// fired for the customer.
+	Fired map[string][]time.Time `json:"rules_fired,omitempty"`
 	// Aliases are the uuids whose records point to another customer.
 	Aliases []Alias `json:"aliases,omitempty"`
 	// Erased is set when the customer was erased.
@@ -79,7 +82,7 @@ func (c *Config) Export(ctx context.Context, uuid string) (*Document, error) {
 		}
 	}
 	if main != nil {
-		doc.Profile, doc.Merges = main.Profile, main.Merges
+		doc.Profile, doc.Merges, doc.Fired = main.Profile, main.Merges, main.Fired
 		for _, raw := range main.Outbox {
 			doc.Pending = append(doc.Pending, rawJSON(raw))
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/app/apptest"
 	"github.com/herald-events/herald/config"
+	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/natsbus/natstest"
 	"github.com/herald-events/herald/privacy"
@@ -60,10 +61,6 @@ func startPrivacyEnv(t *testing.T, cluster *natstest.Cluster) *privacyEnv {
 	path := filepath.Join(t.TempDir(), "herald.yaml")
 	yaml := fmt.Sprintf("data_dir: %s\nnats:\n  url: %s\nemail:\n  outbox: %s\n", cfg.DataDir, natsURL, cfg.Email.Outbox)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Durable timers, as a stream holding herald.timers.> would keep them.
-	if _, err := c.JS.CreateStream(t.Context(), jetstream.StreamConfig{Name: "TIMERS_TEST", Subjects: []string{"herald.timers.>"}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 	return &privacyEnv{t: t, app: a, nc: c.Conn, js: c.JS, kv: c.Profiles, outbox: cfg.Email.Outbox, config: path}
@@ -201,9 +198,23 @@ func (e *privacyEnv) customers() {
 		info, err := s.Info(context.Background())
 		return err == nil && info.State.Msgs == 2
 	})
-	e.publish("herald.timers.kate-01.doi-reminder", `{"action":"newsletter.remind","uuid":"kate-01"}`)
-	e.publish("herald.timers.bob-01.doi-reminder", `{"action":"newsletter.remind","uuid":"bob-01"}`)
+	// Kate's confirmation cancelled her request's timers; she gets one of
+	// her own. Bob keeps the reminder and the expiry of his request.
+	followUp := &event.Event{ID: "kate-follow-up-1", Action: "customer.follow_up", UUID: "kate-01", Time: time.Now().Add(30 * 24 * time.Hour)}
+	if err := natsbus.NewTimers(e.js).Schedule(t.Context(), "follow-up", followUp.Time, followUp); err != nil {
+		t.Fatal(err)
+	}
 	e.drained(t)
+	// What a rule with a limit counts, as the applier keeps it.
+	eventually(t, "kate's fired rules written", func() bool {
+		rec, rev, err := e.kv.Get(t.Context(), "kate-01")
+		if err != nil {
+			return false
+		}
+		rec.Fired = map[string][]time.Time{"welcome-once": {time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}}
+		_, err = e.kv.Put(t.Context(), "kate-01", rec, rev)
+		return err == nil
+	})
 }
 
 // TestPrivacyServe runs export, consent and forget against a running
@@ -259,7 +270,10 @@ func testPrivacy(t *testing.T, e *privacyEnv) {
 				t.Errorf("event %s not in the export", id)
 			}
 		}
-		if len(doc.Timers) != 1 || doc.Timers[0].Subject != "herald.timers.kate-01.doi-reminder" {
+		if len(doc.Fired["welcome-once"]) != 1 {
+			t.Errorf("rules fired: %v", doc.Fired)
+		}
+		if len(doc.Timers) != 1 || doc.Timers[0].Subject != natsbus.TimerSubjectOf("kate-01", "follow-up") {
 			t.Errorf("timers: %+v", doc.Timers)
 		}
 		if len(doc.DeadLetters) != 1 || !strings.Contains(strings.Join(strings.Fields(string(doc.DeadLetters[0].Data)), ""), `"items":2`) {
@@ -381,7 +395,7 @@ func testPrivacy(t *testing.T, e *privacyEnv) {
 			}
 		}
 		bobAfter, _ := e.export("bob-01")
-		if len(bobAfter.Events) != len(bobBefore.Events) || len(bobAfter.Timers) != 1 || len(bobAfter.DeadLetters) != 1 || len(bobAfter.Emails) != 1 ||
+		if len(bobAfter.Events) != len(bobBefore.Events) || len(bobAfter.Timers) != 2 || len(bobAfter.DeadLetters) != 1 || len(bobAfter.Emails) != 1 ||
 			bobAfter.Profile == nil || bobAfter.Profile.Email != "bob@example.com" {
 			t.Errorf("bob after kate's erasure: %d events (%d before), %d timers, %d dead letters, %d emails, profile %+v",
 				len(bobAfter.Events), len(bobBefore.Events), len(bobAfter.Timers), len(bobAfter.DeadLetters), len(bobAfter.Emails), bobAfter.Profile)
