@@ -47,6 +47,7 @@ func commands() []command {
 		{"serve", "run Herald: consume events, apply rules, send emails, serve links", (*cli).serve},
 		{"lint", "check rule files and the templates they name", (*cli).lint},
 		{"replay", "run rules over a recorded JSONL event stream, recording effects", (*cli).replay},
+		{"test", "run rule unit tests (*_test.yaml)", (*cli).test},
 		{"publish", "send JSONL events to Herald through NATS", (*cli).publish},
 		{"profile", "show a customer's profile and recent activity", (*cli).profile},
 		{"dead", "list, show, retry and purge dead letters", (*cli).dead},
