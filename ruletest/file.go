@@ -82,9 +82,9 @@ type Named struct {
 // EmailExp is an expected email; empty fields are not checked.
 type EmailExp struct {
 	Line, Col   int
-	To          string
-	Subject     string
-	Template    string
+	To          Named
+	Subject     Named
+	Template    Named
 	Contains    []Named
 	NotContains []Named
 	Links       []Named
@@ -543,9 +543,9 @@ func (d *decoder) email(n *yaml.Node) *EmailExp {
 		return nil
 	}
 	e := &EmailExp{Line: n.Line, Col: n.Column}
-	for k, p := range map[string]*string{"to": &e.To, "subject": &e.Subject, "template": &e.Template} {
+	for k, p := range map[string]*Named{"to": &e.To, "subject": &e.Subject, "template": &e.Template} {
 		if v := fs[k]; v != nil {
-			*p = d.str(v, k)
+			*p = Named{d.str(v, k), v.Line, v.Column}
 		}
 	}
 	names := func(k string) []Named {

@@ -251,14 +251,14 @@ func (f *File) check(ctx context.Context, e *Expect, o *outcome, store profile.S
 			}
 			m := mails[i]
 			what := fmt.Sprintf("email %d ", i+1)
-			if x.To != "" && x.To != m.To {
-				fail(x.Line, x.Col, what+"to", quote(x.To), quote(m.To))
+			if x.To.Name != "" && x.To.Name != m.To {
+				fail(x.To.Line, x.To.Col, what+"to", quote(x.To.Name), quote(m.To))
 			}
-			if x.Template != "" && x.Template != m.Template {
-				fail(x.Line, x.Col, what+"template", quote(x.Template), quote(m.Template))
+			if x.Template.Name != "" && x.Template.Name != m.Template {
+				fail(x.Template.Line, x.Template.Col, what+"template", quote(x.Template.Name), quote(m.Template))
 			}
-			if x.Subject != "" && x.Subject != m.Subject {
-				fail(x.Line, x.Col, what+"subject", quote(x.Subject), quote(m.Subject))
+			if x.Subject.Name != "" && x.Subject.Name != m.Subject {
+				fail(x.Subject.Line, x.Subject.Col, what+"subject", quote(x.Subject.Name), quote(m.Subject))
 			}
 			for _, s := range x.Contains {
 				if !strings.Contains(m.Text, s.Name) && !strings.Contains(m.HTML, s.Name) {

@@ -25,9 +25,12 @@ serve runs, with effects recorded, never performed.
 Prints one line per case, and for a failure what was expected and what
 came, at the file:line:col of the expectation. Exits 1 when a case fails,
 2 when a test file or its rules are broken (printed as file:line:col:
-message).`)
+message). --rules runs the tests against other rules: a changed version
+of the rules they test, say.`)
 	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed")
 	junit := fl.String("junit", "", "also write the results as JUnit XML to `FILE`, for CI systems")
+	var ruleDirs listFlag
+	fl.Var(&ruleDirs, "rules", "run the tests against these rule `files or directories` instead of those the test files name (repeat for more)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -67,6 +70,9 @@ message).`)
 		f, err := ruletest.Parse(path)
 		var set *rules.Set
 		if err == nil {
+			if len(ruleDirs) > 0 {
+				f.Rules = ruleDirs
+			}
 			set, err = f.LoadRules(opt)
 		}
 		if err != nil {
