@@ -42,6 +42,7 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
+	explain := fl.Bool("explain", false, "after each event, say for every rule that triggers on its action whether it fired and why not")
 	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
 	if code, ok := parse(fl, args); !ok {
 		return code
@@ -110,10 +111,14 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		return exitFailed
 	}
 	r := &replayer{replay: rp, clock: clock}
+	var explainSet *rules.Set
+	if *explain {
+		explainSet = set
+	}
 	if *format == "json" {
-		r.out = &jsonReport{enc: json.NewEncoder(c.stdout)}
+		r.out = &jsonReport{enc: json.NewEncoder(c.stdout), explain: explainSet}
 	} else {
-		r.out = &textReport{w: c.stdout}
+		r.out = &textReport{w: c.stdout, explain: explainSet}
 	}
 	if err := ingest.ReadJSONL(in, r.line); err != nil {
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)

@@ -17,6 +17,10 @@ import (
 // textReport prints a replay for people to read.
 type textReport struct {
 	w io.Writer
+	// explain, when set, is the rule set to explain each plan with.
+	explain *rules.Set
+	// single: one event, not a stream: no line numbers.
+	single bool
 }
 
 func (t *textReport) invalid(line int, err error) {
@@ -27,6 +31,9 @@ func (t *textReport) plan(line int, r *replay.Result) {
 	p := r.Plan
 	ev := p.Event
 	head := fmt.Sprintf("line %d", line)
+	if t.single {
+		head = "event"
+	}
 	if ev.Depth > 0 {
 		head += fmt.Sprintf(" (emitted, depth %d)", ev.Depth)
 	}
@@ -65,6 +72,9 @@ func (t *textReport) plan(line int, r *replay.Result) {
 	}
 	for _, err := range p.Errors {
 		fmt.Fprintf(t.w, "  error: %v\n", err)
+	}
+	if t.explain != nil {
+		writeExplanation(t.w, engine.ExplainPlan(t.explain, p, p.Before, ev.Time))
 	}
 	fmt.Fprintln(t.w)
 }
@@ -113,7 +123,8 @@ func (t *textReport) summary(s *replaySummary) {
 
 // jsonReport prints a replay as JSON lines, for tools.
 type jsonReport struct {
-	enc *json.Encoder
+	enc     *json.Encoder
+	explain *rules.Set
 }
 
 type jsonPlan struct {
@@ -122,6 +133,8 @@ type jsonPlan struct {
 	Event  *event.Event `json:"event"`
 	Fired  []jsonFired  `json:"fired"`
 	Errors []string     `json:"errors,omitempty"`
+	// Explain says why each rule did or did not fire (--explain).
+	Explain []jsonExplanation `json:"explain,omitempty"`
 }
 
 type jsonFired struct {
@@ -199,6 +212,9 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 	}
 	for _, err := range p.Errors {
 		out.Errors = append(out.Errors, err.Error())
+	}
+	if j.explain != nil {
+		out.Explain = explanationJSON(engine.ExplainPlan(j.explain, p, p.Before, p.Event.Time))
 	}
 	_ = j.enc.Encode(out)
 }
