@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -103,5 +104,61 @@ func TestExplainLive(t *testing.T) {
 	// Nothing was stored: the live profile is as it was.
 	if got := h.attribute("anna-7f3c", "newsletterAgreement"); got != "confirmation" {
 		t.Errorf("agreement after explain: %v", got)
+	}
+}
+
+// TestReplayCompare runs the double opt-in stream through the example's
+// rules and a changed copy, and compares what differs with a golden
+// file; the same rules on both sides differ in nothing.
+func TestReplayCompare(t *testing.T) {
+	doi := "../../examples/newsletter-double-opt-in"
+	code, stdout, stderr := run(t, "", "replay", "--rules", doi, "--compare", "../../docs/testdata/doi-changed", "--events", doi+"/events.jsonl")
+	if code != exitFailed {
+		t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+	}
+	golden(t, "testdata/explain/compare-doi.golden", stdout)
+
+	code, stdout, stderr = run(t, "", "replay", "--rules", doi, "--compare", doi, "--events", doi+"/events.jsonl")
+	if code != exitOK {
+		t.Errorf("same rules: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if want := "17 events (0 invalid): 0 differ; emails 0 added, 0 removed, 0 changed; profile changes 0 added, 0 removed; emits 0 added, 0 removed\n"; stdout != want {
+		t.Errorf("same rules:\n%s\nwant:\n%s", stdout, want)
+	}
+}
+
+// TestReplayCompareAddedRemoved compares rule files that send an email
+// and emit an event the other does not.
+func TestReplayCompareAddedRemoved(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		p := dir + "/" + name
+		if err := os.MkdirAll(p+"/templates", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p+"/rules.yaml", []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p+"/templates/hi.txt", []byte("{{define \"subject\"}}Hi{{end}}Hello\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("a", "rules:\n  - name: r\n    on: order.paid\n    do:\n      - set: {email: a@example.com}\n      - email: {template: hi}\n")
+	b := write("b", "rules:\n  - name: r\n    on: order.paid\n    do:\n      - set: {email: a@example.com}\n      - emit: order.thanked\n")
+	ev := `{"id":"01KB0000000000000000000001","action":"order.paid","time":"2026-11-28T09:00:00Z","uuid":"u-1"}` + "\n"
+	code, stdout, stderr := run(t, ev, "replay", "--rules", a, "--compare", b, "--events", "-")
+	if code != exitFailed {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	want := `line 1  2026-11-28T09:00:00Z  order.paid  uuid u-1
+  - email hi to a@example.com subject "Hi"
+  + emit order.thanked
+
+1 events (0 invalid): 1 differ; emails 0 added, 1 removed, 0 changed; profile changes 0 added, 0 removed; emits 1 added, 0 removed
+`
+	if stdout != want {
+		t.Errorf("got:\n%s\nwant:\n%s", stdout, want)
 	}
 }

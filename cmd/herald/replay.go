@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/app"
+	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/profile"
@@ -35,13 +36,21 @@ printed, never performed: no email is sent, nothing is published. Invalid
 lines are reported with their line number and reason, and the replay goes on.
 
 Exits 1 when any line was invalid, any rule failed or any effect failed as
-it would in herald serve (kept as a dead letter), 0 otherwise.`)
+it would in herald serve (kept as a dead letter), 0 otherwise.
+
+With --compare, the stream runs through both the rules of --rules (before)
+and those of --compare (after), each with its own profiles, and only what
+differs is printed, per event: emails added (+), removed (-) or changed (~:
+subject, links, sent or not), profile changes, emitted events and other
+effects added or removed; then a summary. Exits 1 when anything differs.`)
 	var ruleDirs listFlag
 	fl.Var(&ruleDirs, "rules", "rule `file or directory` (repeat for more)")
 	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed (default: $"+envConfig+", else ./"+defaultConfigFile+" when there is one)")
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
+	var compareDirs listFlag
+	fl.Var(&compareDirs, "compare", "another version of the rules (`file or directory`, repeat for more): print only the effects that differ from --rules")
 	explain := fl.Bool("explain", false, "after each event, say for every rule that triggers on its action whether it fired and why not")
 	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
 	if code, ok := parse(fl, args); !ok {
@@ -111,6 +120,12 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		return exitFailed
 	}
 	r := &replayer{replay: rp, clock: clock}
+	if len(compareDirs) > 0 {
+		if *explain || *format != "text" {
+			return usage("--compare prints text, without --explain")
+		}
+		return c.compare(cfg, store, *profiles, compareDirs, rp, clock, in)
+	}
 	var explainSet *rules.Set
 	if *explain {
 		explainSet = set
@@ -280,4 +295,36 @@ func (r *replayer) run(n int, ev *event.Event) error {
 		r.out.plan(n, res)
 	}
 	return nil
+}
+
+// compare runs the stream through rp (the rules of --rules) and the rules
+// of dirs, and prints what differs.
+func (c *cli) compare(cfg *config.Config, _ *profile.Memory, profiles string, dirs []string, rp *replay.Replayer, clock time.Time, in io.Reader) int {
+	set, err := app.LoadRules(cfg, dirs...)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitUsage
+	}
+	store := profile.NewMemory()
+	if profiles != "" {
+		if err := loadProfiles(store, profiles); err != nil {
+			fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+			return exitUsage
+		}
+	}
+	rb, err := replay.New(replay.Config{Rules: set, Store: store, From: cfg.Email.From, Kinds: kindNames(cfg)})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	cmp := &comparer{a: rp, b: rb, clock: clock, w: c.stdout}
+	if err := ingest.ReadJSONL(in, cmp.line); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	cmp.summary()
+	if cmp.sum.Differ > 0 || cmp.sum.Invalid > 0 {
+		return exitFailed
+	}
+	return exitOK
 }
