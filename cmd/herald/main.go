@@ -49,6 +49,7 @@ func commands() []command {
 		{"replay", "run rules over a recorded JSONL event stream, recording effects", (*cli).replay},
 		{"test", "run rule unit tests (*_test.yaml)", (*cli).test},
 		{"explain", "say why each rule did or did not fire for one event", (*cli).explain},
+		{"record", "capture events from HERALD_EVENTS into JSONL for replays", (*cli).record},
 		{"publish", "send JSONL events to Herald through NATS", (*cli).publish},
 		{"profile", "show a customer's profile and recent activity", (*cli).profile},
 		{"dead", "list, show, retry and purge dead letters", (*cli).dead},

@@ -228,6 +228,9 @@ type replaySummary struct {
 	Errors     int `json:"rule_errors"`
 	Effects    int `json:"other_effects"`
 	Failed     int `json:"effects_failed"`
+	// Skipped counts the recorded emitted events (herald record) left
+	// out, since the rules emit them again.
+	Skipped int `json:"recorded_emits_skipped,omitempty"`
 }
 
 type replayer struct {
@@ -245,6 +248,12 @@ type report interface {
 }
 
 func (r *replayer) line(n int, data []byte, err error) error {
+	if err == nil && isRecordedEmit(data) {
+		// The rules emit it again from its cause, which the recording
+		// holds too.
+		r.sum.Skipped++
+		return nil
+	}
 	if err == nil {
 		var ev *event.Event
 		dec := event.Decoder{

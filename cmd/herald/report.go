@@ -118,6 +118,9 @@ func (t *textReport) summary(s *replaySummary) {
 	if s.Failed > 0 {
 		fmt.Fprintf(t.w, ", %d effects failed", s.Failed)
 	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(t.w, "; %d recorded emitted events skipped (the rules emitted them again)", s.Skipped)
+	}
 	fmt.Fprintln(t.w)
 }
 
