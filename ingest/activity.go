@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/herald-events/herald/event"
@@ -49,7 +50,7 @@ func RecentActivity(ctx context.Context, js jetstream.JetStream, uuid string, ke
 		for msg := range batch.Messages() {
 			n++
 			scanned++
-			if ev, err := event.Decode(msg.Data()); err == nil && ev.UUID == uuid {
+			if ev, err := DecodeStored(msg); err == nil && ev.UUID == uuid {
 				out = append(out, ev)
 				if len(out) > keep {
 					out = slices.Delete(out, 0, 1)
@@ -66,4 +67,23 @@ func RecentActivity(ctx context.Context, js jetstream.JetStream, uuid string, ke
 			return out, scanned, nil
 		}
 	}
+}
+
+// DecodeStored decodes the event of a stored message as the engine does:
+// an event stored without an id gets the id derived from its stream and
+// sequence, one without a time the time the stream stored it. So every
+// reading of the stream shows the id and time its effects were made
+// under, never a new one.
+func DecodeStored(msg jetstream.Msg) (*event.Event, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("read message metadata: %w", err)
+	}
+	dec := event.Decoder{
+		Now: func() time.Time { return meta.Timestamp },
+		NewID: func(t time.Time) string {
+			return event.DeriveID(t, meta.Stream, strconv.FormatUint(meta.Sequence.Stream, 10))
+		},
+	}
+	return dec.Decode(msg.Data())
 }

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -167,7 +167,7 @@ the rules emit them again from the event that caused them.`)
 			if !forever && seq > last {
 				break
 			}
-			line, isEmit, err := recordLine(msg, meta)
+			line, isEmit, err := recordLine(msg)
 			if err != nil {
 				invalid++
 				fmt.Fprintf(c.stderr, "herald record: stream sequence %d: not an event Herald can read (skipped): %v\n", seq, err)
@@ -220,14 +220,8 @@ the rules emit them again from the event that caused them.`)
 // recordLine is the JSONL line of a stored event: its canonical envelope
 // with the id and time herald serve gives it, wrapped when the rules
 // emitted it.
-func recordLine(msg jetstream.Msg, meta *jetstream.MsgMetadata) ([]byte, bool, error) {
-	dec := event.Decoder{
-		Now: func() time.Time { return meta.Timestamp },
-		NewID: func(t time.Time) string {
-			return event.DeriveID(t, meta.Stream, strconv.FormatUint(meta.Sequence.Stream, 10))
-		},
-	}
-	ev, err := dec.Decode(msg.Data())
+func recordLine(msg jetstream.Msg) ([]byte, bool, error) {
+	ev, err := ingest.DecodeStored(msg)
 	if err != nil {
 		return nil, false, err
 	}

@@ -222,8 +222,12 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 	_ = j.enc.Encode(out)
 }
 
+// summary counts the events as the text report does: the lines read,
+// invalid ones included, and the events the rules emitted.
 func (j *jsonReport) summary(s *replaySummary) {
+	all := *s
+	all.Events = s.Events + s.Invalid + s.Emitted
 	_ = j.enc.Encode(struct {
 		Summary *replaySummary `json:"summary"`
-	}{s})
+	}{&all})
 }
