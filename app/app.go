@@ -51,6 +51,7 @@ type App struct {
 	engine   *engine.Engine
 	consumer *ingest.Consumer
 	apply    *runner.Runner
+	timers   *natsbus.Timers
 
 	http     *http.Server
 	httpAddr string
@@ -98,7 +99,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, err
 	}
-	effectors, err := Effectors(cfg, a.mailer, natsbus.NewPublisher(a.js, natsbus.EmitSubject))
+	a.timers = natsbus.NewTimers(a.js)
+	effectors, err := Effectors(cfg, a.mailer, natsbus.NewPublisher(a.js, natsbus.EmitSubject), a.timers)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +242,17 @@ func (a *App) Run(ctx context.Context) error {
 	defer context.AfterFunc(a.life, cancel)()
 	stop := make(chan struct{})
 	flushed := a.flushPerformed(context.WithoutCancel(ctx), stop)
+	forwarded := make(chan struct{})
+	go func() {
+		// Fired timers go to the events stream as their customers' events.
+		defer close(forwarded)
+		if err := a.timers.Forward(ctx, natsbus.NewPublisher(a.js, natsbus.TimerSubject), a.logger); err != nil {
+			a.logger.Error("fired timers are not forwarded", "err", err)
+		}
+	}()
 	err := a.consumer.Run(ctx)
+	cancel()
+	<-forwarded
 	close(stop)
 	<-flushed
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-events/herald/actions"
 	"github.com/herald-events/herald/actions/email"
 	"github.com/herald-events/herald/actions/emit"
+	"github.com/herald-events/herald/actions/timer"
 	"github.com/herald-events/herald/actions/webhook"
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/links"
@@ -51,8 +52,9 @@ func webhookPolicy(cfg *config.Config) webhook.Policy {
 }
 
 // Effectors builds the effectors of every action kind: emails through
-// mailer, emitted events through pub, webhooks as cfg says.
-func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher) (actions.Registry, error) {
+// mailer, emitted events through pub, timers through timers, webhooks as
+// cfg says.
+func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher, timers timer.Scheduler) (actions.Registry, error) {
 	mail, err := email.NewEffector(mailer, cfg.Email.From, cfg.Email.ReplyTo)
 	if err != nil {
 		return nil, err
@@ -70,6 +72,8 @@ func Effectors(cfg *config.Config, mailer email.Sender, pub emit.Publisher) (act
 		"email":   mail,
 		"emit":    &emit.Effector{Publisher: pub},
 		"webhook": hook,
+		"timer":   &timer.Effector{Scheduler: timers},
+		"cancel":  &timer.Effector{Scheduler: timers},
 	}, nil
 }
 

@@ -70,6 +70,13 @@ func (e *Engine) Wants(action string) bool {
 // without the other seeing it. When the plan changes nothing, After is p
 // itself (for a customer without a profile, a new empty one).
 func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *Plan {
+	return e.EvaluateFired(ev, p, nil, now)
+}
+
+// EvaluateFired is Evaluate for a customer whose capped rules fired at
+// the times fired (profile.Record.Fired): a rule whose limit they reach
+// is held back (Plan.Held) instead of firing.
+func (e *Engine) EvaluateFired(ev *event.Event, p *profile.Profile, fired map[string][]time.Time, now time.Time) *Plan {
 	plan := &Plan{Event: ev}
 	candidates := e.rules.Load().For(ev.Action)
 	isForm := ev.Action == FormAction
@@ -78,6 +85,7 @@ func (e *Engine) Evaluate(ev *event.Event, p *profile.Profile, now time.Time) *P
 	}
 	plan.Before = p
 	x := e.evaluations.Get().(*evaluation)
+	x.fired = fired
 	x.begin(plan, ev, p, now, candidates, isForm)
 	if isForm {
 		x.form()
@@ -105,8 +113,11 @@ func (x *evaluation) shareEmitBudget() {
 	var emits []*rules.Emit
 	for _, f := range x.plan.Fired {
 		for _, e := range f.Effects {
-			if em, ok := e.Out.(*rules.Emit); ok {
-				emits = append(emits, em)
+			switch o := e.Out.(type) {
+			case *rules.Emit:
+				emits = append(emits, o)
+			case *rules.Timer:
+				emits = append(emits, &rules.Emit{Event: o.Event})
 			}
 		}
 	}
@@ -130,12 +141,13 @@ type evaluation struct {
 	owned       bool
 	attrs, tags int
 
-	matched []*rules.Rule    // the rules whose trigger and match hold
-	effects []Effect         // of all rules; each Fired holds a part
-	outs    bool             // an effect on the world was planned
-	changes []profile.Change // the current block of changes
-	stale   bool             // env.Profile lags behind work
-	step    step             // what the action being planned sees
+	fired   map[string][]time.Time // when capped rules fired, by rule
+	matched []*rules.Rule          // the rules whose trigger and match hold
+	effects []Effect               // of all rules; each Fired holds a part
+	outs    bool                   // an effect on the world was planned
+	changes []profile.Change       // the current block of changes
+	stale   bool                   // env.Profile lags behind work
+	step    step                   // what the action being planned sees
 }
 
 // Bounds on what begin sets aside before the rules run; a plan needing
@@ -196,7 +208,7 @@ func (x *evaluation) begin(plan *Plan, ev *event.Event, p *profile.Profile, now 
 // end lets go of everything the plan holds or the call was given, so that
 // x can rest in the pool.
 func (x *evaluation) end() {
-	x.plan, x.ev, x.work = nil, nil, nil
+	x.plan, x.ev, x.work, x.fired = nil, nil, nil, nil
 	x.effects, x.changes = nil, nil
 	clear(x.matched)
 	x.matched = x.matched[:0]
@@ -287,6 +299,9 @@ func (x *evaluation) rule(r *rules.Rule) {
 			return
 		}
 	}
+	if x.held(r) {
+		return
+	}
 	st := &x.step
 	st.rule = r.Name
 	for i, a := range r.Do {
@@ -297,7 +312,7 @@ func (x *evaluation) rule(r *rules.Rule) {
 			return
 		}
 	}
-	x.plan.Fired = append(x.plan.Fired, Fired{Rule: r.Name, Effects: x.effects[start:len(x.effects):len(x.effects)]})
+	x.plan.Fired = append(x.plan.Fired, Fired{Rule: r.Name, Effects: x.effects[start:len(x.effects):len(x.effects)], Limit: r.Limit})
 }
 
 // step is the rules.Step one action of a rule sees.
@@ -328,12 +343,12 @@ func (s *step) Effect(e rules.Effect) {
 	s.x.outs = true
 }
 
-// Emitted counts the "emit" effects planned so far: those of the rules
+// Emitted counts the "emit" and "timer" effects planned so far: those of the rules
 // that fired and of the rule being run.
 func (s *step) Emitted() int {
 	n := 0
 	for _, e := range s.x.effects {
-		if e.Out != nil && e.Out.Kind() == "emit" {
+		if e.Out != nil && (e.Out.Kind() == "emit" || e.Out.Kind() == "timer") {
 			n++
 		}
 	}

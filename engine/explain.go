@@ -37,6 +37,9 @@ type RuleExplanation struct {
 	Parts []PartValue
 	// Error is the run-time error the rule failed with, "" for none.
 	Error string
+	// Held says why the rule's limit (limit:, once:) held it back, ""
+	// when it did not.
+	Held string
 }
 
 // MatchMiss is a match entry that failed: the parameter, the values it
@@ -71,6 +74,8 @@ func (r *RuleExplanation) Reason() string {
 		return fmt.Sprintf("match %s: %s is not %s", r.Match.Param, showValue(r.Match.Got), wantList(r.Match.Want))
 	case r.Error != "":
 		return "error: " + r.Error
+	case r.Held != "":
+		return "held back by its limit: " + r.Held
 	case r.If != "":
 		return "if is " + showValue(r.Value)
 	}
@@ -134,6 +139,10 @@ func explain(set *rules.Set, plan *Plan, ev *event.Event, p *profile.Profile, no
 	for i, f := range plan.Fired {
 		fired[f.Rule] = i
 	}
+	held := make(map[string]string, len(plan.Held))
+	for _, h := range plan.Held {
+		held[h.Rule] = h.Reason
+	}
 	failed := make(map[string]string, len(plan.Errors))
 	for _, err := range plan.Errors {
 		failed[err.Rule] = firstLine(err.Err.Error())
@@ -176,6 +185,7 @@ func explain(set *rules.Set, plan *Plan, ev *event.Event, p *profile.Profile, no
 		i, ok := fired[r.Name]
 		re.Fired = ok
 		re.Error = failed[r.Name]
+		re.Held = held[r.Name]
 		if r.If != nil {
 			re.If = r.If.Src
 			if ok {

@@ -24,12 +24,24 @@ type Plan struct {
 	Evaluated []string
 	Fired     []Fired
 	Errors    []*RuleError
+	// Held lists the rules whose condition held but whose limit (limit:,
+	// once:) held them back, with the reason.
+	Held []Held
 }
 
 // Fired is one rule that fired and what it does.
 type Fired struct {
 	Rule    string
 	Effects []Effect
+	// Limit is the rule's limit, nil when it has none: its firing counts
+	// towards it (the applier records it in the customer's record).
+	Limit *rules.Limit
+}
+
+// Held is a rule held back by its limit.
+type Held struct {
+	Rule   string
+	Reason string
 }
 
 // Effect is one effect of a rule: a profile Change, applied with the

@@ -43,6 +43,8 @@ type Resources struct {
 	Partitions *Partitions
 	// Profiles is the customer profile bucket, ProfileBucket.
 	Profiles jetstream.KeyValue
+	// Timers is the stream of timers, TimersStream (see timers.go).
+	Timers jetstream.Stream
 }
 
 // Setup creates what Herald needs on a JetStream, or brings what an earlier
@@ -59,7 +61,9 @@ type Resources struct {
 //   - the key-value bucket ProfileBucket: history 1, file storage. It
 //     holds the customers' records (merged customers' tombstones among
 //     them) and the email index, under keys of its own (see package
-//     profile: KeyOf and EmailKeyPrefix).
+//     profile: KeyOf and EmailKeyPrefix);
+//   - TimersStream on TimersSubjects, with message schedules, and the
+//     durable consumer TimersConsumer of fired timers (see timers.go).
 //
 // Setup is idempotent and safe to run from several engines at once. On
 // existing resources it changes only what Herald depends on: the subjects,
@@ -108,6 +112,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (*Resou
 		return nil, err
 	}
 	if res.Profiles, err = ensureProfiles(ctx, js, cfg.Replicas); err != nil {
+		return nil, err
+	}
+	if res.Timers, err = ensureTimers(ctx, js, cfg.Replicas); err != nil {
 		return nil, err
 	}
 	return &res, nil

@@ -53,6 +53,10 @@ type Record struct {
 	// Lease, when set, names the engine that performs the effects in
 	// Outbox, and until when no other engine may.
 	Lease *Lease `json:"lease,omitempty"`
+	// Fired holds, by rule, when the rules with a limit (limit:, once:)
+	// fired for the customer, oldest first: as many of the latest times
+	// as the limit counts.
+	Fired map[string][]time.Time `json:"fired,omitempty"`
 }
 
 // Lease is an engine's hold on a customer's outbox: while it lasts, only
@@ -111,6 +115,12 @@ func (r *Record) Clone() *Record {
 	if r.Lease != nil {
 		lease := *r.Lease
 		c.Lease = &lease
+	}
+	if r.Fired != nil {
+		c.Fired = make(map[string][]time.Time, len(r.Fired))
+		for k, v := range r.Fired {
+			c.Fired[k] = slices.Clone(v)
+		}
 	}
 	if r.Merges != nil {
 		c.Merges = make([]Merge, len(r.Merges))

@@ -3,7 +3,9 @@
 // built and checked as a mail server would get them but kept in memory,
 // emitted events are fed back in, other effects are recorded. What serve
 // would refuse (a subject with a line break, a template that fails), a
-// replay reports. The clock is the events' own time.
+// replay reports. The clock is virtual: each event's own time, and the
+// times of timers, which fire when the clock is advanced past them
+// (Advance, Clock).
 package replay
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/herald-events/herald/actions"
 	"github.com/herald-events/herald/actions/email"
 	"github.com/herald-events/herald/actions/emit"
+	"github.com/herald-events/herald/actions/timer"
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/links"
@@ -42,7 +45,7 @@ type Config struct {
 type Replayer struct {
 	apply   *runner.Runner
 	mail    *email.Recorder
-	now     time.Time
+	clock   *Clock
 	emitted []*event.Event
 	results []*Result
 	failed  map[string]error
@@ -55,6 +58,9 @@ type Result struct {
 	Plan     *engine.Plan
 	Rendered map[string]any
 	Failed   map[string]error
+	// Timer is the timer that fired the event, nil for an event run or
+	// emitted.
+	Timer *Timer
 }
 
 // New returns a replayer.
@@ -81,7 +87,7 @@ func New(cfg Config) (*Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replayer{mail: &email.Recorder{}}
+	r := &Replayer{mail: &email.Recorder{}, clock: &Clock{}}
 	mail, err := email.NewEffector(r.mail, cfg.From, "")
 	if err != nil {
 		return nil, err
@@ -89,6 +95,9 @@ func New(cfg Config) (*Replayer, error) {
 	reg := actions.Registry{
 		"email": mail,
 		"emit":  &emit.Effector{Publisher: emit.PublisherFunc(r.queue)},
+		// Timers run on the replay's virtual clock.
+		"timer":  &timer.Effector{Scheduler: r.clock},
+		"cancel": &timer.Effector{Scheduler: r.clock},
 	}
 	for _, k := range cfg.Kinds {
 		if reg[k] == nil {
@@ -102,7 +111,7 @@ func New(cfg Config) (*Replayer, error) {
 		Linker:     runner.SignedLinks(signer, cfg.BaseURL),
 		DeadLetter: r.deadLetter,
 		Observe:    r.observe,
-		Now:        func() time.Time { return r.now },
+		Now:        r.clock.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -135,16 +144,54 @@ func (r *Replayer) observe(a *runner.Applied) {
 	r.results = append(r.results, &Result{Plan: a.Plan, Rendered: a.Rendered})
 }
 
-// Run applies ev at its own time, then each event its rules emit, depth
-// first, as serve would through NATS. It returns a Result per event
-// evaluated, ev's first. An error means the applier itself failed.
+// Run applies ev with the clock set to its time, then each event its
+// rules emit, depth first, as serve would through NATS. It returns a
+// Result per event evaluated, ev's first. It fires no timer: Advance the
+// clock to ev's time first for that. An error means the applier itself
+// failed.
 func (r *Replayer) Run(ctx context.Context, ev *event.Event) ([]*Result, error) {
+	return r.run(ctx, ev, ev.Time)
+}
+
+// Advance moves the clock to t, firing on the way each timer due by then,
+// soonest first (timers due at the same time in the order they were
+// scheduled): each fired event is applied at its timer's time, with the
+// events it emits, as Run applies an event. Timers that fired events
+// schedule are fired too when due by t. It returns a Result per event
+// evaluated. The clock never goes back: t before the clock fires nothing.
+func (r *Replayer) Advance(ctx context.Context, t time.Time) ([]*Result, error) {
+	var out []*Result
+	for {
+		tm := r.clock.next(t)
+		if tm == nil {
+			break
+		}
+		res, err := r.run(ctx, tm.Event, tm.Due)
+		if len(res) > 0 {
+			res[0].Timer = tm
+		}
+		out = append(out, res...)
+		if err != nil {
+			return out, err
+		}
+	}
+	if t.After(r.clock.Now()) {
+		r.clock.Set(t)
+	}
+	return out, nil
+}
+
+// Clock returns the replay's virtual clock, with its pending timers.
+func (r *Replayer) Clock() *Clock { return r.clock }
+
+func (r *Replayer) run(ctx context.Context, ev *event.Event, now time.Time) ([]*Result, error) {
 	var out []*Result
 	queue := []*event.Event{ev}
 	for len(queue) > 0 {
 		next := queue[0]
 		queue = queue[1:]
-		r.now, r.emitted, r.results, r.failed = ev.Time, nil, nil, make(map[string]error)
+		r.clock.Set(now)
+		r.emitted, r.results, r.failed = nil, nil, make(map[string]error)
 		if err := r.apply.Handle(ctx, next); err != nil {
 			return out, fmt.Errorf("apply %s: %w", next.ID, err)
 		}

@@ -10,7 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var emitFields = []string{"action", "label", "uuid", "params"}
+var emitFields = []string{"action", "label", "uuid", "params", "after", "at", "key"}
 
 func (f *fileLoader) emitAction(n *yaml.Node) Action {
 	fields := f.fields(n, "emit", emitFields)
@@ -45,6 +45,7 @@ func (f *fileLoader) emitAction(n *yaml.Node) Action {
 			}
 		}
 	}
+	f.timing(fields, a)
 	return a
 }
 
@@ -122,6 +123,11 @@ type EmitAction struct {
 	Label  *Value
 	UUID   *Value
 	Params []Assign
+	// Timed emits, when After or At is set, publish the event later: a
+	// timer under Key (the rule's name and the action when not given).
+	After time.Duration
+	At    *Value
+	Key   *Value
 }
 
 // Kind implements Action.
@@ -190,6 +196,9 @@ func (a *EmitAction) Plan(s Step) error {
 		if len(out.Params) == 0 {
 			out.Params = nil // as decoding the emitted event would give
 		}
+	}
+	if a.After > 0 || a.At != nil {
+		return a.planTimer(s, out)
 	}
 	if err := out.Validate(); err != nil {
 		return err

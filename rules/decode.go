@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var ruleFields = []string{"name", "description", "enabled", "on", "match", "if", "do"}
+var ruleFields = []string{"name", "description", "enabled", "on", "match", "if", "limit", "once", "do"}
 
 // decodeRule decodes and compiles one rule, reporting every problem. It
 // returns nil when the rule has errors.
@@ -64,6 +64,7 @@ func (f *fileLoader) decodeRule(n *yaml.Node) *Rule {
 	if v, ok := fields["if"]; ok {
 		r.If = f.condition(v)
 	}
+	r.Limit = f.limit(fields)
 	if v, ok := fields["do"]; !ok {
 		f.errorf(n, "rule has nothing to do: add do: with a list of actions")
 	} else {

@@ -22,7 +22,7 @@ type Kind struct {
 }
 
 // Builtin returns the kinds every rule set has: set, unset, tag, untag,
-// email and emit.
+// email, emit and cancel.
 func Builtin() []Kind {
 	return []Kind{
 		{Name: "set", Decode: decodeSet},
@@ -31,6 +31,7 @@ func Builtin() []Kind {
 		{Name: "untag", Decode: decodeUntag},
 		{Name: "email", Decode: decodeEmail},
 		{Name: "emit", Decode: decodeEmit},
+		{Name: "cancel", Decode: decodeCancel},
 	}
 }
 

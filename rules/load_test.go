@@ -187,10 +187,10 @@ func TestLoadReportsEveryFile(t *testing.T) {
 	}
 	got := strings.ReplaceAll(errs.Error(), dir+string(filepath.Separator), "")
 	want := `a.yaml:4:6: invalid YAML: mapping values are not allowed in this context
-b.yaml:4:5: rule "b": unknown field "iff" in a rule (did you mean "if"?); known fields: name, description, enabled, on, match, if, do
+b.yaml:4:5: rule "b": unknown field "iff" in a rule (did you mean "if"?); known fields: name, description, enabled, on, match, if, limit, once, do
 c.yaml:4:17: rule "c": emit newsletter.unsubscribe: only signed links may publish this action (Herald refuses it without a link's proof); emit another action and let a rule react to it
 d.yaml:4:9: invalid YAML: a value cannot start with "!" here; quote the expression: if: '!hasTag("x")'
-d.yaml:5:11: rule "d": unknown action "tagg" (did you mean "tag"?); actions are set, unset, tag, untag, email, emit`
+d.yaml:5:11: rule "d": unknown action "tagg" (did you mean "tag"?); actions are set, unset, tag, untag, email, emit, cancel`
 	if got != want {
 		t.Errorf("errors:\n%s\nwant:\n%s", got, want)
 	}

@@ -16,6 +16,9 @@ type Rule struct {
 	// If is the condition, nil when the rule has none.
 	If *Condition
 	Do []Action
+	// Limit caps how often the rule fires for a customer (limit:,
+	// once:); nil when it does not.
+	Limit *Limit
 
 	// Where the rule is written.
 	File string

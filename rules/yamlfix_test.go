@@ -15,7 +15,7 @@ func TestYAMLRepairs(t *testing.T) {
 	}{
 		{"a tag", "rules:\n  - name: r\n    on: a.b\n    if: !hasTag(\"x\")\n    do: [{tagg: x}]\n",
 			`r.yaml:4:9: invalid YAML: a value cannot start with "!" here; quote the expression: if: '!hasTag("x")'
-r.yaml:5:11: rule "r": unknown action "tagg" (did you mean "tag"?); actions are set, unset, tag, untag, email, emit`},
+r.yaml:5:11: rule "r": unknown action "tagg" (did you mean "tag"?); actions are set, unset, tag, untag, email, emit, cancel`},
 		{"a tag YAML reads, and a comment", "rules:\n  - name: r\n    on: a.b\n    if: !hasTag('x') # new customers\n    do: [{tag: x}]\n",
 			`r.yaml:4:9: a value cannot start with "!" here; quote the expression: if: '!hasTag(''x'')'`},
 		{"a comment stays out", "rules:\n  - name: r\n    on: a.b\n    if: !hasTag(\"x\") # new customers\n    do: [{tag: x}]\n",

@@ -218,7 +218,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		}
 		now := r.cfg.Now()
 		start := time.Now()
-		plan := r.cfg.Engine.Evaluate(target, rec.Profile, now)
+		plan := r.cfg.Engine.EvaluateFired(target, rec.Profile, rec.Fired, now)
 		r.cfg.Metrics.evaluated(plan, time.Since(start))
 		for _, e := range plan.Errors {
 			r.cfg.Logger.Warn("rule failed", "rule", e.Rule, "event", e.EventID, "err", e.Err)
@@ -251,7 +251,8 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		if err != nil {
 			return err
 		}
-		if len(changes) == 0 && len(entries) == 0 {
+		capped := recordFired(rec, plan, now)
+		if len(changes) == 0 && len(entries) == 0 && !capped {
 			r.releaseClaims(ctx, claims, uuid, rec.Profile)
 			r.observe(applied)
 			return nil // nothing fired that leaves a trace

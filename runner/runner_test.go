@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"github.com/herald-events/herald/actions/timer"
 	"net/mail"
 	"strings"
 	"sync"
@@ -48,7 +49,31 @@ type fixture struct {
 	store   *profile.Memory
 	smtp    *smtptest.Server
 	emitter *recordingEmitter
+	timers  *recordingTimers
 	dead    []string // key: reason
+}
+
+// recordingTimers keeps the timers scheduled, by customer and key.
+type recordingTimers struct {
+	mu  sync.Mutex
+	set map[string]time.Time
+}
+
+func (r *recordingTimers) Schedule(_ context.Context, key string, due time.Time, ev *event.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil {
+		r.set = make(map[string]time.Time)
+	}
+	r.set[ev.UUID+"/"+key] = due
+	return nil
+}
+
+func (r *recordingTimers) Cancel(_ context.Context, uuid, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.set, uuid+"/"+key)
+	return nil
 }
 
 func newFixture(t *testing.T, opts ...smtptest.Option) *fixture {
@@ -62,15 +87,16 @@ func newFixture(t *testing.T, opts ...smtptest.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: profile.NewMemory(), smtp: srv, emitter: &recordingEmitter{}}
+	f := &fixture{store: profile.NewMemory(), smtp: srv, emitter: &recordingEmitter{}, timers: &recordingTimers{}}
 	mail, err := email.NewEffector(mailer, "Example Shop <news@shop.example>", "help@shop.example")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.runner, err = New(Config{
 		Engine: engine.New(set), Store: f.store, Linker: linker,
-		Effectors: actions.Registry{"email": mail, "emit": &emit.Effector{Publisher: f.emitter}},
-		Now:       func() time.Time { return t0 },
+		Effectors: actions.Registry{"email": mail, "emit": &emit.Effector{Publisher: f.emitter},
+			"timer": &timer.Effector{Scheduler: f.timers}, "cancel": &timer.Effector{Scheduler: f.timers}},
+		Now: func() time.Time { return t0 },
 		DeadLetter: func(_ context.Context, key string, _ []byte, reason error) error {
 			f.dead = append(f.dead, key+": "+reason.Error())
 			return nil
@@ -174,7 +200,8 @@ func TestHandleRetriesAfterTemporaryFailureWithoutReapplying(t *testing.T) {
 		t.Fatalf("Handle = %v, want a RetryError", err)
 	}
 	rec := f.record(t)
-	if len(rec.Outbox) != 1 || rec.Profile.Attributes["newsletterAgreement"] != "confirmation" {
+	// The email that failed and the two timers after it wait.
+	if len(rec.Outbox) != 3 || rec.Profile.Attributes["newsletterAgreement"] != "confirmation" {
 		t.Fatalf("after the failure: outbox %d, profile %+v", len(rec.Outbox), rec.Profile)
 	}
 	requested := rec.Profile.Attributes["newsletterRequestedAt"]

@@ -72,6 +72,9 @@ func collect(results []*replay.Result) *effects {
 		// Effects on the customer of the event are shown bare, those on
 		// another (an emitted event's) with their uuid.
 		who := ""
+		if r.Timer != nil {
+			who = "timer " + r.Timer.Key + ": "
+		}
 		if p.Event.UUID != results[0].Plan.Event.UUID {
 			who = p.Event.UUID + ": "
 		}
@@ -156,6 +159,16 @@ func (c *comparer) line(n int, data []byte, err error) error {
 	}
 	c.clock = ev.Time
 	c.sum.Events++
+	// Timers due by the event's time fire first, on both sides; what
+	// they do is shown with the event.
+	ta, err := c.a.Advance(context.Background(), ev.Time)
+	if err != nil {
+		return err
+	}
+	tb, err := c.b.Advance(context.Background(), ev.Time)
+	if err != nil {
+		return err
+	}
 	evB := *ev
 	ra, err := c.a.Run(context.Background(), ev)
 	if err != nil {
@@ -165,6 +178,31 @@ func (c *comparer) line(n int, data []byte, err error) error {
 	if err != nil {
 		return err
 	}
+	head := fmt.Sprintf("line %d  %s  %s  uuid %s", n, ev.Time.UTC().Format(time.RFC3339), ev.Action, ev.UUID)
+	if ev.Label != "" {
+		head += fmt.Sprintf("  %q", ev.Label)
+	}
+	c.diff(head, append(ta, ra...), append(tb, rb...))
+	return nil
+}
+
+// advance fires the timers due by t on both sides and prints what
+// differs.
+func (c *comparer) advance(t time.Time) error {
+	ta, err := c.a.Advance(context.Background(), t)
+	if err != nil {
+		return err
+	}
+	tb, err := c.b.Advance(context.Background(), t)
+	if err != nil {
+		return err
+	}
+	c.diff("after the last event, timers due by "+t.UTC().Format(time.RFC3339), ta, tb)
+	return nil
+}
+
+// diff prints under head the effects of ra and rb that differ.
+func (c *comparer) diff(head string, ra, rb []*replay.Result) {
 	a, b := collect(ra), collect(rb)
 	c.sum.ErrorsA += len(a.errors)
 	c.sum.ErrorsB += len(b.errors)
@@ -224,19 +262,14 @@ func (c *comparer) line(n int, data []byte, err error) error {
 		lines = append(lines, "- error: "+x)
 	}
 	if len(lines) == 0 {
-		return nil
+		return
 	}
 	c.sum.Differ++
-	fmt.Fprintf(c.w, "line %d  %s  %s  uuid %s", n, ev.Time.UTC().Format(time.RFC3339), ev.Action, ev.UUID)
-	if ev.Label != "" {
-		fmt.Fprintf(c.w, "  %q", ev.Label)
-	}
-	fmt.Fprintln(c.w)
+	fmt.Fprintln(c.w, head)
 	for _, l := range lines {
 		fmt.Fprintln(c.w, "  "+l)
 	}
 	fmt.Fprintln(c.w)
-	return nil
 }
 
 func orNone(l []string) string {

@@ -282,7 +282,7 @@ func TestServeBanner(t *testing.T) {
   events   publish JSON events to herald.events.> (nats pub -s nats://127.0.0.1:PORT herald.events.web '{...}', or herald publish --config ` + cfg + ` FILE.jsonl)
   HTTP     http://127.0.0.1:PORT (signed links under http://links.example.com/l/, metrics at /metrics)
   email    outbox data/outbox (read it with herald outbox --config ` + cfg + `)
-  rules    5 rules from [` + rules + `]
+  rules    7 rules from [` + rules + `]
 Press Ctrl-C to stop; send SIGHUP to reload the rules.
 `
 	if got != want {

@@ -122,7 +122,7 @@ func TestReplayCompare(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("same rules: exit code %d; stderr:\n%s", code, stderr)
 	}
-	if want := "17 events (0 invalid): 0 differ; emails 0 added, 0 removed, 0 changed; profile changes 0 added, 0 removed; emits 0 added, 0 removed\n"; stdout != want {
+	if want := "21 events (0 invalid): 0 differ; emails 0 added, 0 removed, 0 changed; profile changes 0 added, 0 removed; emits 0 added, 0 removed\n"; stdout != want {
 		t.Errorf("same rules:\n%s\nwant:\n%s", stdout, want)
 	}
 }

@@ -71,6 +71,10 @@ of the customers merged into them.`)
 	if err != nil {
 		return fail(err)
 	}
+	timers, err := natsbus.NewTimers(js).Pending(ctx, res.UUID)
+	if err != nil {
+		return fail(err)
+	}
 	if *asJSON {
 		if activity == nil {
 			activity = []*event.Event{} // [], not null
@@ -88,7 +92,9 @@ of the customers merged into them.`)
 			// asked for, or the one its aliases (Via) lead to.
 			ResolvedUUID string   `json:"resolved_uuid"`
 			Via          []string `json:"via,omitempty"`
-		}{rec, activity, res.UUID, via}); err != nil {
+			// Timers are the customer's timers not fired yet.
+			Timers []*natsbus.TimerBody `json:"timers,omitempty"`
+		}{rec, activity, res.UUID, via, timers}); err != nil {
 			return fail(err)
 		}
 		return exitOK
@@ -108,6 +114,7 @@ of the customers merged into them.`)
 	if rec != nil && rec.Profile != nil {
 		printProfile(c.stdout, rec.Profile)
 		printMerges(c.stdout, rec.Merges)
+		printTimers(c.stdout, timers)
 	} else {
 		fmt.Fprintf(c.stdout, "No profile for %s: no rule has changed it yet.\n", res.UUID)
 	}

@@ -53,6 +53,7 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 	fl.Var(&compareDirs, "compare", "another version of the rules (`file or directory`, repeat for more): print only the effects that differ from --rules")
 	explain := fl.Bool("explain", false, "after each event, say for every rule that triggers on its action whether it fired and why not")
 	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
+	horizon := fl.String("horizon", "30d", "after the last event, fire the timers due within this `duration` of it (such as 30d or 48h)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -69,6 +70,10 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 		return usage("--events is required (- reads standard input)")
 	case *format != "text" && *format != "json":
 		return usage("--format %q: use text or json", *format)
+	}
+	until, err := rules.ParseDuration(*horizon)
+	if err != nil || until < 0 {
+		return usage("--horizon %q is not a duration such as 30d or 48h", *horizon)
 	}
 	var clock time.Time
 	if *start != "" {
@@ -119,17 +124,17 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
-	r := &replayer{replay: rp, clock: clock}
 	if len(compareDirs) > 0 {
 		if *explain || *format != "text" {
 			return usage("--compare prints text, without --explain")
 		}
-		return c.compare(cfg, store, *profiles, compareDirs, rp, clock, in)
+		return c.compare(cfg, *profiles, compareDirs, rp, clock, until, in)
 	}
 	var explainSet *rules.Set
 	if *explain {
 		explainSet = set
 	}
+	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int)}
 	if *format == "json" {
 		r.out = &jsonReport{enc: json.NewEncoder(c.stdout), explain: explainSet}
 	} else {
@@ -139,6 +144,12 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
+	// The timers due within the horizon fire; later ones stay pending.
+	if err := r.advance(r.clock.Add(until)); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	r.out.pending(rp.Clock().Pending(""), r.lines)
 	r.out.summary(&r.sum)
 	if r.sum.Invalid > 0 || r.sum.Errors > 0 || r.sum.Failed > 0 {
 		return exitFailed
@@ -228,6 +239,7 @@ type replaySummary struct {
 	Errors     int `json:"rule_errors"`
 	Effects    int `json:"other_effects"`
 	Failed     int `json:"effects_failed"`
+	Timers     int `json:"timers_fired,omitempty"`
 	// Skipped counts the recorded emitted events (herald record) left
 	// out, since the rules emit them again.
 	Skipped int `json:"recorded_emits_skipped,omitempty"`
@@ -238,12 +250,16 @@ type replayer struct {
 	clock  time.Time
 	out    report
 	sum    replaySummary
+	// lines maps the ids of the events timers will publish to the line
+	// whose event scheduled them.
+	lines map[string]int
 }
 
 // report prints a replay in one format.
 type report interface {
 	invalid(line int, err error)
 	plan(line int, r *replay.Result)
+	pending(timers []*replay.Timer, lines map[string]int)
 	summary(s *replaySummary)
 }
 
@@ -264,7 +280,17 @@ func (r *replayer) line(n int, data []byte, err error) error {
 		ev, err = dec.Decode(data)
 		if err == nil {
 			r.clock = ev.Time
-			return r.run(n, ev)
+			// Timers due by the event's time fire first.
+			if err := r.advance(ev.Time); err != nil {
+				return err
+			}
+			r.sum.Events++
+			results, err := r.replay.Run(context.Background(), ev)
+			if err != nil {
+				return err
+			}
+			r.report(n, results)
+			return nil
 		}
 	}
 	r.sum.Invalid++
@@ -272,15 +298,33 @@ func (r *replayer) line(n int, data []byte, err error) error {
 	return nil
 }
 
-func (r *replayer) run(n int, ev *event.Event) error {
-	r.sum.Events++
-	results, err := r.replay.Run(context.Background(), ev)
-	if err != nil {
-		return err
+// advance fires the timers due by t, each reported under the line of the
+// event that scheduled it.
+func (r *replayer) advance(t time.Time) error {
+	results, err := r.replay.Advance(context.Background(), t)
+	var group []*replay.Result
+	for _, res := range results {
+		if res.Timer != nil && len(group) > 0 {
+			r.report(r.lines[group[0].Plan.Event.ID], group)
+			group = nil
+		}
+		group = append(group, res)
 	}
+	if len(group) > 0 {
+		r.report(r.lines[group[0].Plan.Event.ID], group)
+	}
+	return err
+}
+
+// report counts and prints the results of one event: the event, run or
+// fired by a timer, and the events it emitted.
+func (r *replayer) report(n int, results []*replay.Result) {
 	for i, res := range results {
 		p := res.Plan
-		if i > 0 {
+		switch {
+		case res.Timer != nil:
+			r.sum.Timers++
+		case i > 0:
 			r.sum.Emitted++
 		}
 		r.sum.Fired += len(p.Fired)
@@ -288,8 +332,11 @@ func (r *replayer) run(n int, ev *event.Event) error {
 		r.sum.Failed += len(res.Failed)
 		r.sum.Changes += len(p.Changes())
 		for _, o := range p.Outs() {
+			if t, ok := o.(*rules.Timer); ok {
+				r.lines[t.Event.ID] = n
+			}
 			switch o.Kind() {
-			case "emit": // counted as emitted events
+			case "emit", "timer", "cancel": // counted as the events they make
 				continue
 			case "email":
 			default:
@@ -303,12 +350,11 @@ func (r *replayer) run(n int, ev *event.Event) error {
 		}
 		r.out.plan(n, res)
 	}
-	return nil
 }
 
 // compare runs the stream through rp (the rules of --rules) and the rules
 // of dirs, and prints what differs.
-func (c *cli) compare(cfg *config.Config, _ *profile.Memory, profiles string, dirs []string, rp *replay.Replayer, clock time.Time, in io.Reader) int {
+func (c *cli) compare(cfg *config.Config, profiles string, dirs []string, rp *replay.Replayer, clock time.Time, until time.Duration, in io.Reader) int {
 	set, err := app.LoadRules(cfg, dirs...)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -328,6 +374,11 @@ func (c *cli) compare(cfg *config.Config, _ *profile.Memory, profiles string, di
 	}
 	cmp := &comparer{a: rp, b: rb, clock: clock, w: c.stdout}
 	if err := ingest.ReadJSONL(in, cmp.line); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	// The timers due within the horizon fire, as in a replay.
+	if err := cmp.advance(cmp.clock.Add(until)); err != nil {
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}

@@ -34,7 +34,10 @@ func (t *textReport) plan(line int, r *replay.Result) {
 	if t.single {
 		head = "event"
 	}
-	if ev.Depth > 0 {
+	switch {
+	case r.Timer != nil:
+		head += fmt.Sprintf(" (timer %s, depth %d)", r.Timer.Key, ev.Depth)
+	case ev.Depth > 0:
 		head += fmt.Sprintf(" (emitted, depth %d)", ev.Depth)
 	}
 	fmt.Fprintf(t.w, "%s  %s  %s  uuid %s", head, ev.Time.UTC().Format(time.RFC3339), ev.Action, ev.UUID)
@@ -42,8 +45,11 @@ func (t *textReport) plan(line int, r *replay.Result) {
 		fmt.Fprintf(t.w, "  %q", ev.Label)
 	}
 	fmt.Fprintln(t.w)
-	if len(p.Fired) == 0 && len(p.Errors) == 0 {
+	if len(p.Fired) == 0 && len(p.Errors) == 0 && len(p.Held) == 0 {
 		fmt.Fprintln(t.w, "  no rule fired")
+	}
+	for _, h := range p.Held {
+		fmt.Fprintf(t.w, "  rule %s held back: %s\n", h.Rule, h.Reason)
 	}
 	for _, f := range p.Fired {
 		if f.Rule == engine.FormRule {
@@ -109,9 +115,21 @@ func valueText(v any) string {
 	return rules.Format(v)
 }
 
+// pending lists the timers left when the replay ended, past its horizon.
+func (t *textReport) pending(timers []*replay.Timer, lines map[string]int) {
+	for _, tm := range timers {
+		fmt.Fprintf(t.w, "line %d (timer %s)  %s  %s  uuid %s\n  not fired: due after the end of the replay\n\n",
+			lines[tm.Event.ID], tm.Key, tm.Due.UTC().Format(time.RFC3339), tm.Event.Action, tm.Event.UUID)
+	}
+}
+
 func (t *textReport) summary(s *replaySummary) {
-	fmt.Fprintf(t.w, "%d events (%d invalid, %d emitted): %d rules fired, %d profile changes, %d emails (%d not sent), %d rule errors",
-		s.Events+s.Invalid+s.Emitted, s.Invalid, s.Emitted, s.Fired, s.Changes, s.Emails, s.Suppressed, s.Errors)
+	timers := ""
+	if s.Timers > 0 {
+		timers = fmt.Sprintf(", %d from timers", s.Timers)
+	}
+	fmt.Fprintf(t.w, "%d events (%d invalid, %d emitted%s): %d rules fired, %d profile changes, %d emails (%d not sent), %d rule errors",
+		s.Events+s.Invalid+s.Emitted+s.Timers, s.Invalid, s.Emitted, timers, s.Fired, s.Changes, s.Emails, s.Suppressed, s.Errors)
 	if s.Effects > 0 {
 		fmt.Fprintf(t.w, ", %d other effects", s.Effects)
 	}
@@ -133,11 +151,19 @@ type jsonReport struct {
 type jsonPlan struct {
 	Line   int          `json:"line"`
 	Depth  int          `json:"depth"`
+	Timer  string       `json:"timer,omitempty"`
 	Event  *event.Event `json:"event"`
 	Fired  []jsonFired  `json:"fired"`
+	Held   []jsonHeld   `json:"held,omitempty"`
 	Errors []string     `json:"errors,omitempty"`
 	// Explain says why each rule did or did not fire (--explain).
 	Explain []jsonExplanation `json:"explain,omitempty"`
+}
+
+// jsonHeld is a rule its limit held back.
+type jsonHeld struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
 }
 
 type jsonFired struct {
@@ -197,6 +223,9 @@ func (j *jsonReport) invalid(line int, err error) {
 func (j *jsonReport) plan(line int, r *replay.Result) {
 	p := r.Plan
 	out := jsonPlan{Line: line, Depth: p.Event.Depth, Event: p.Event, Fired: []jsonFired{}}
+	if r.Timer != nil {
+		out.Timer = r.Timer.Key
+	}
 	for _, f := range p.Fired {
 		jf := jsonFired{Rule: f.Rule}
 		for _, e := range f.Effects {
@@ -213,6 +242,9 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 		}
 		out.Fired = append(out.Fired, jf)
 	}
+	for _, h := range p.Held {
+		out.Held = append(out.Held, jsonHeld{h.Rule, h.Reason})
+	}
 	for _, err := range p.Errors {
 		out.Errors = append(out.Errors, err.Error())
 	}
@@ -222,11 +254,26 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 	_ = j.enc.Encode(out)
 }
 
+// pending writes {"line": n, "pending": {"key", "due", "event"}} for each
+// timer left when the replay ended.
+func (j *jsonReport) pending(timers []*replay.Timer, lines map[string]int) {
+	for _, tm := range timers {
+		_ = j.enc.Encode(struct {
+			Line    int `json:"line"`
+			Pending any `json:"pending"`
+		}{lines[tm.Event.ID], struct {
+			Key   string       `json:"key"`
+			Due   time.Time    `json:"due"`
+			Event *event.Event `json:"event"`
+		}{tm.Key, tm.Due, tm.Event}})
+	}
+}
+
 // summary counts the events as the text report does: the lines read,
 // invalid ones included, and the events the rules emitted.
 func (j *jsonReport) summary(s *replaySummary) {
 	all := *s
-	all.Events = s.Events + s.Invalid + s.Emitted
+	all.Events = s.Events + s.Invalid + s.Emitted + s.Timers
 	_ = j.enc.Encode(struct {
 		Summary *replaySummary `json:"summary"`
 	}{&all})
