@@ -48,10 +48,16 @@ type Case struct {
 	Expect  *Expect // about the whole case; nil when none
 }
 
-// Step is one input event of a case and what it alone must cause.
+// Step is one input event of a case and what it alone must cause, with
+// the timers due by its time, which fire first. A step without an action
+// only moves the clock on to At, firing the timers due by then.
 type Step struct {
 	Line int
 	At   time.Time
+	Wait bool // no event: the clock moves on
+	// Click names a link of the latest email that has it: the step is
+	// the event the link page publishes when the customer confirms it.
+	Click Named
 	// JSON is the event's envelope without its time, which the case
 	// gives.
 	Event  map[string]any
@@ -71,6 +77,20 @@ type Expect struct {
 	Fired    []Named
 	NotFired []Named
 	Errors   []Named // substrings of the rule errors expected
+	// TimersFired lists the keys of the timers that fired, in order;
+	// TimersPending the customer's timers left, soonest first.
+	TimersFired   []Named
+	timersFired   bool
+	TimersPending []*TimerExp
+	timersPending bool
+}
+
+// TimerExp is an expected pending timer; empty fields are not checked.
+type TimerExp struct {
+	Line, Col int
+	Key       string
+	Action    string
+	At        time.Time
 }
 
 // Named is a name, or text, with where it is written.
@@ -388,7 +408,7 @@ func (d *decoder) testCase(n *yaml.Node) *Case {
 		c.Profile = d.profile(v, c.UUID)
 	}
 	if v := fs["expect"]; v != nil {
-		c.Expect = d.expect(v)
+		c.Expect = d.expect(v, c.Start)
 	}
 	v := fs["events"]
 	switch {
@@ -410,7 +430,7 @@ func (d *decoder) testCase(n *yaml.Node) *Case {
 	return c
 }
 
-var eventFields = []string{"at", "action", "label", "id", "site", "uuid", "params", "expect"}
+var eventFields = []string{"at", "action", "click", "label", "id", "site", "uuid", "params", "expect"}
 
 func (d *decoder) step(n *yaml.Node, c *Case, prev time.Time) *Step {
 	fs := d.fields(n, "an event", eventFields...)
@@ -421,8 +441,22 @@ func (d *decoder) step(n *yaml.Node, c *Case, prev time.Time) *Step {
 	if v := fs["at"]; v != nil {
 		st.At = d.when(v, c.Start)
 	}
-	if fs["action"] == nil {
-		d.errf(n, "action: required")
+	if v := fs["click"]; v != nil {
+		st.Click = Named{d.str(v, "click"), v.Line, v.Column}
+		if fs["action"] != nil {
+			d.errf(v, "click: give click or action, not both")
+		}
+	} else if fs["action"] == nil {
+		if fs["at"] == nil {
+			d.errf(n, "action: required (or only at, to let the clock move on)")
+		}
+		for _, k := range []string{"label", "id", "site", "uuid", "params"} {
+			if fs[k] != nil && fs["at"] != nil {
+				d.errf(n, "action: required with %s", k)
+				break
+			}
+		}
+		st.Wait = true
 	}
 	for _, k := range []string{"action", "label", "id", "site", "uuid"} {
 		if v := fs[k]; v != nil {
@@ -433,7 +467,7 @@ func (d *decoder) step(n *yaml.Node, c *Case, prev time.Time) *Step {
 		st.Event["params"] = d.valueMap(v, "params")
 	}
 	if v := fs["expect"]; v != nil {
-		st.Expect = d.expect(v)
+		st.Expect = d.expect(v, c.Start)
 	}
 	return st
 }
@@ -482,9 +516,9 @@ func (d *decoder) profile(n *yaml.Node, uuid string) *profile.Profile {
 	return &p
 }
 
-var expectFields = []string{"emails", "no_email", "profile", "emitted", "fired", "not_fired", "errors"}
+var expectFields = []string{"emails", "no_email", "profile", "emitted", "fired", "not_fired", "errors", "timers_fired", "timers_pending"}
 
-func (d *decoder) expect(n *yaml.Node) *Expect {
+func (d *decoder) expect(n *yaml.Node, start time.Time) *Expect {
 	fs := d.fields(n, "expect", expectFields...)
 	if fs == nil {
 		return nil
@@ -531,6 +565,38 @@ func (d *decoder) expect(n *yaml.Node) *Expect {
 	}
 	if v := fs["errors"]; v != nil {
 		e.Errors = d.strings(v, "errors")
+	}
+	if v := fs["timers_fired"]; v != nil {
+		e.timersFired = true
+		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+			e.TimersFired = nil
+		} else {
+			e.TimersFired = d.strings(v, "timers_fired")
+		}
+	}
+	if v := fs["timers_pending"]; v != nil {
+		e.timersPending = true
+		if v.Kind != yaml.SequenceNode {
+			d.errf(v, "timers_pending: must be a list of timers")
+		} else {
+			for _, m := range v.Content {
+				tf := d.fields(m, "an expected timer", "key", "action", "at")
+				if tf == nil {
+					continue
+				}
+				x := &TimerExp{Line: m.Line, Col: m.Column}
+				if k := tf["key"]; k != nil {
+					x.Key = d.str(k, "key")
+				}
+				if a := tf["action"]; a != nil {
+					x.Action = d.str(a, "action")
+				}
+				if a := tf["at"]; a != nil {
+					x.At = d.when(a, start)
+				}
+				e.TimersPending = append(e.TimersPending, x)
+			}
+		}
 	}
 	return e
 }

@@ -128,40 +128,94 @@ func (f *File) runCase(ctx context.Context, set *rules.Set, opt Options, c *Case
 		return res
 	}
 	var all outcome
+	links := map[string]clickTarget{} // the latest sent email's links by name
 	for i, st := range c.Events {
-		env := make(map[string]any, len(st.Event)+1)
-		for k, v := range st.Event {
-			env[k] = v
-		}
-		env["time"] = st.At
-		data, err := json.Marshal(env)
+		// The timers due by the step's time fire first.
+		rs, err := rp.Advance(ctx, st.At)
 		if err != nil {
 			res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
 			return res
 		}
-		dec := event.Decoder{NewID: func(t time.Time) string {
-			return event.DeriveID(t, "test", c.Name, strconv.Itoa(i))
-		}}
-		ev, err := dec.Decode(data)
-		if err != nil {
-			res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
-			return res
-		}
-		rs, err := rp.Run(ctx, ev)
-		if err != nil {
-			res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
-			return res
+		what := fmt.Sprintf("event %d (wait): ", i+1)
+		if !st.Wait {
+			env := make(map[string]any, len(st.Event)+1)
+			for k, v := range st.Event {
+				env[k] = v
+			}
+			env["time"] = st.At
+			if st.Click.Name != "" {
+				l, ok := links[st.Click.Name]
+				if !ok {
+					res.Failures = append(res.Failures, &Failure{File: f.Path, Line: st.Click.Line, Col: st.Click.Col,
+						What: fmt.Sprintf("event %d: click", i+1), Expected: "an email sent with a link " + quote(st.Click.Name), Actual: "none"})
+					return res
+				}
+				params := map[string]any{"link": st.Click.Name, "source_event": l.event, "source_rule": l.rule,
+					"ip": "192.0.2.1", "user_agent": "herald test", "consented_at": st.At.UTC().Format(time.RFC3339Nano), "one_click": false}
+				if extra, ok := env["params"].(map[string]any); ok {
+					for k, v := range extra {
+						params[k] = v
+					}
+				}
+				env["action"], env["params"] = l.action, params
+				if l.label != "" && env["label"] == nil {
+					env["label"] = l.label
+				}
+			}
+			data, err := json.Marshal(env)
+			if err != nil {
+				res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
+				return res
+			}
+			dec := event.Decoder{NewID: func(t time.Time) string {
+				return event.DeriveID(t, "test", c.Name, strconv.Itoa(i))
+			}}
+			ev, err := dec.Decode(data)
+			if err != nil {
+				res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
+				return res
+			}
+			ran, err := rp.Run(ctx, ev)
+			if err != nil {
+				res.Err = fmt.Errorf("%s:%d: event %d: %w", f.Path, st.Line, i+1, err)
+				return res
+			}
+			rs = append(rs, ran...)
+			what = fmt.Sprintf("event %d (%s): ", i+1, ev.Action)
 		}
 		all.results = append(all.results, rs...)
+		for _, r := range rs {
+			for _, fd := range r.Plan.Fired {
+				for _, e := range fd.Effects {
+					m, ok := e.Out.(*rules.Email)
+					if !ok || m.Suppress != "" || r.Failed[engine.Key(r.Plan.Event, fd.Rule, e.Step)] != nil {
+						continue
+					}
+					for _, l := range m.Links {
+						links[l.Name] = clickTarget{action: l.Emit, label: l.Label, event: r.Plan.Event.ID, rule: fd.Rule}
+					}
+				}
+			}
+		}
 		if st.Expect != nil {
 			one := outcome{results: rs}
-			res.Failures = append(res.Failures, f.check(ctx, st.Expect, &one, store, c, fmt.Sprintf("event %d (%s): ", i+1, ev.Action))...)
+			res.Failures = append(res.Failures, f.check(ctx, st.Expect, &one, store, c, what)...)
+			res.Failures = append(res.Failures, f.checkPending(st.Expect, rp, c, what)...)
 		}
+	}
+	if c.Expect != nil {
+		res.Failures = append(res.Failures, f.checkPending(c.Expect, rp, c, "")...)
 	}
 	if c.Expect != nil {
 		res.Failures = append(res.Failures, f.check(ctx, c.Expect, &all, store, c, "")...)
 	}
 	return res
+}
+
+// clickTarget is what a link of a sent email publishes when clicked.
+type clickTarget struct {
+	action, label string
+	event, rule   string
 }
 
 func ruleNames(set *rules.Set) []string {
@@ -317,6 +371,25 @@ func (f *File) check(ctx context.Context, e *Expect, o *outcome, store profile.S
 			fail(n.Line, n.Col, "not_fired", "rule "+n.Name+" did not fire", "fired: "+names(fired))
 		}
 	}
+	if e.timersFired {
+		var keys []string
+		for _, r := range o.results {
+			if r.Timer != nil {
+				keys = append(keys, r.Timer.Key)
+			}
+		}
+		var want []string
+		for _, n := range e.TimersFired {
+			want = append(want, n.Name)
+		}
+		if !slices.Equal(keys, want) {
+			line, col := e.Line, 1
+			if len(e.TimersFired) > 0 {
+				line, col = e.TimersFired[0].Line, e.TimersFired[0].Col
+			}
+			fail(line, col, "timers_fired", names(want), names(keys))
+		}
+	}
 	errs := o.errors()
 	for _, n := range e.Errors {
 		found := false
@@ -439,4 +512,39 @@ func listEvents(evs []*event.Event) string {
 		}
 	}
 	return b.String()
+}
+
+// checkPending checks the customer's pending timers against
+// timers_pending.
+func (f *File) checkPending(e *Expect, rp *replay.Replayer, c *Case, prefix string) []*Failure {
+	if !e.timersPending {
+		return nil
+	}
+	var out []*Failure
+	fail := func(line, col int, what, want, got string) {
+		out = append(out, &Failure{File: f.Path, Line: line, Col: col, What: prefix + what, Expected: want, Actual: got})
+	}
+	pending := rp.Clock().Pending(c.UUID)
+	var list []string
+	for _, t := range pending {
+		list = append(list, fmt.Sprintf("%s %s at %s", t.Key, t.Event.Action, t.Due.UTC().Format(time.RFC3339)))
+	}
+	if len(pending) != len(e.TimersPending) {
+		fail(e.Line, 1, "timers_pending", fmt.Sprintf("%d timers", len(e.TimersPending)), fmt.Sprintf("%d timers: %s", len(pending), names(list)))
+		return out
+	}
+	for i, x := range e.TimersPending {
+		t := pending[i]
+		what := fmt.Sprintf("pending timer %d ", i+1)
+		if x.Key != "" && x.Key != t.Key {
+			fail(x.Line, x.Col, what+"key", quote(x.Key), quote(t.Key))
+		}
+		if x.Action != "" && x.Action != t.Event.Action {
+			fail(x.Line, x.Col, what+"action", quote(x.Action), quote(t.Event.Action))
+		}
+		if !x.At.IsZero() && !x.At.Equal(t.Due) {
+			fail(x.Line, x.Col, what+"at", x.At.UTC().Format(time.RFC3339), t.Due.UTC().Format(time.RFC3339))
+		}
+	}
+	return out
 }
