@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/herald-events/herald/profile"
 )
@@ -105,5 +106,27 @@ total-too-small: if is false
 	_, ex = e.Explain(ev, p, t0)
 	if r := ex.Rules[0]; r.Fired || r.Reason() != "if is false" || len(r.Parts) != 3 || r.Parts[1].Value != false || r.Parts[2].Value != "enabled" {
 		t.Errorf("request with agreement enabled: %s", explainText(&Explanation{Rules: []*RuleExplanation{r}}))
+	}
+}
+
+// A rule its limit holds back is explained as such.
+func TestExplainHeld(t *testing.T) {
+	set := mustRules(t, `
+  - name: welcome-once
+    on: page.visit
+    once: true
+    do:
+      - tag: visitor
+`)
+	e := New(set)
+	ev := newEvent("page.visit", nil)
+	plan := e.EvaluateFired(ev, nil, map[string][]time.Time{"welcome-once": {t0.Add(-time.Hour)}}, t0)
+	ex := ExplainPlan(set, plan, nil, t0)
+	if len(ex.Rules) != 1 || ex.Rules[0].Fired || !strings.HasPrefix(ex.Rules[0].Reason(), "held back by its limit: ") {
+		t.Fatalf("explanation: %s", explainText(ex))
+	}
+	_, ex = e.Explain(ev, nil, t0)
+	if r := ex.Rules[0]; !r.Fired || r.Reason() != "fired" {
+		t.Errorf("first time: %s", explainText(ex))
 	}
 }
