@@ -143,6 +143,10 @@ the rules emit them again from the event that caused them.`)
 		return exitFailed
 	}
 	var written, emitted, invalid int
+	var prog *progress
+	if *out != "-" {
+		prog = c.newProgress("events recorded")
+	}
 	var firstSeq, lastSeq uint64
 	for {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
@@ -183,6 +187,7 @@ the rules emit them again from the event that caused them.`)
 			}
 			lastSeq = seq
 			written++
+			prog.tick(written)
 			if isEmit {
 				emitted++
 			}
@@ -202,6 +207,7 @@ the rules emit them again from the event that caused them.`)
 			break
 		}
 	}
+	prog.done()
 	if err := bw.Flush(); err != nil {
 		fmt.Fprintf(c.stderr, "herald record: %v\n", err)
 		return exitFailed

@@ -134,13 +134,15 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 	if *explain {
 		explainSet = set
 	}
-	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int)}
+	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int), progress: c.newProgress("events replayed")}
 	if *format == "json" {
 		r.out = &jsonReport{enc: json.NewEncoder(c.stdout), explain: explainSet}
 	} else {
 		r.out = &textReport{w: c.stdout, explain: explainSet}
 	}
-	if err := ingest.ReadJSONL(in, r.line); err != nil {
+	err = ingest.ReadJSONL(in, r.line)
+	r.progress.done()
+	if err != nil {
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
@@ -252,7 +254,8 @@ type replayer struct {
 	sum    replaySummary
 	// lines maps the ids of the events timers will publish to the line
 	// whose event scheduled them.
-	lines map[string]int
+	lines    map[string]int
+	progress *progress
 }
 
 // report prints a replay in one format.
@@ -264,6 +267,7 @@ type report interface {
 }
 
 func (r *replayer) line(n int, data []byte, err error) error {
+	r.progress.tick(n)
 	if err == nil && isRecordedEmit(data) {
 		// The rules emit it again from its cause, which the recording
 		// holds too.
