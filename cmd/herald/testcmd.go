@@ -16,11 +16,12 @@ import (
 
 func (c *cli) test(args []string) int {
 	fl := c.flags("test", "[PATH...]", `Run rule unit tests: *_test.yaml files, each naming rule files and holding
-cases (a profile, events, and the emails, profile, emitted events and rules
-fired they must give). A PATH is a test file or a directory of them;
+cases (a profile, events, time passing, clicks on the links of the emails
+sent, and the emails, profile, emitted events, timers and rules fired they
+must give). A PATH is a test file or a directory of them;
 DIR/... runs every test file below DIR (testdata and hidden directories
 are skipped). Without a PATH, ./... . Cases run through the applier herald
-serve runs, with effects recorded, never performed.
+serve runs, with effects recorded, never performed, on a virtual clock.
 
 Prints one line per case, and for a failure what was expected and what
 came, at the file:line:col of the expectation. Exits 1 when a case fails,
