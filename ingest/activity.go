@@ -162,18 +162,37 @@ func plainActivity(ctx context.Context, s jetstream.Stream, from, to uint64, col
 	return slices.Concat(parts...), total, nil
 }
 
-// decodeStored decodes the event of a stored message as the consumer
-// does, or returns nil for a message that is not a valid event.
+// decodeStored decodes the event of a message read by sequence, as
+// DecodeStored does, or returns nil for a message that is not a valid
+// event.
 func decodeStored(m *jetstream.RawStreamMsg) *event.Event {
-	dec := event.Decoder{
-		Now: func() time.Time { return m.Time },
-		NewID: func(t time.Time) string {
-			return event.DeriveID(t, natsbus.EventsStream, strconv.FormatUint(m.Sequence, 10))
-		},
-	}
-	ev, err := dec.Decode(m.Data)
+	ev, err := decodeAt(m.Data, natsbus.EventsStream, m.Sequence, m.Time)
 	if err != nil {
 		return nil
 	}
 	return ev
+}
+
+// DecodeStored decodes the event of a stored message as the engine does:
+// an event stored without an id gets the id derived from its stream and
+// sequence, one without a time the time the stream stored it. So every
+// reading of the stream shows the id and time its effects were made
+// under, never a new one.
+func DecodeStored(msg jetstream.Msg) (*event.Event, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("read message metadata: %w", err)
+	}
+	return decodeAt(msg.Data(), meta.Stream, meta.Sequence.Stream, meta.Timestamp)
+}
+
+// decodeAt decodes data, stored in stream at sequence seq at time stored.
+func decodeAt(data []byte, stream string, seq uint64, stored time.Time) (*event.Event, error) {
+	dec := event.Decoder{
+		Now: func() time.Time { return stored },
+		NewID: func(t time.Time) string {
+			return event.DeriveID(t, stream, strconv.FormatUint(seq, 10))
+		},
+	}
+	return dec.Decode(data)
 }

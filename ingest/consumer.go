@@ -472,13 +472,7 @@ func decode(msg jetstream.Msg) (job, error) {
 		return j, fmt.Errorf("read message metadata: %w", err)
 	}
 	j.meta = meta
-	dec := event.Decoder{
-		Now: func() time.Time { return meta.Timestamp },
-		NewID: func(t time.Time) string {
-			return event.DeriveID(t, meta.Stream, strconv.FormatUint(meta.Sequence.Stream, 10))
-		},
-	}
-	ev, err := dec.Decode(msg.Data())
+	ev, err := DecodeStored(msg)
 	if err != nil {
 		return j, err
 	}

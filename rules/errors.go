@@ -105,3 +105,11 @@ func editDistance(a, b string) int {
 	}
 	return d[len(a)][len(b)]
 }
+
+// Sort orders the problems by file and position.
+func (es Errors) Sort() { es.sort() }
+
+// Suggest returns ` (did you mean "x"?)` when one of the candidates is a
+// close spelling of name, and "" otherwise. Other YAML files of Herald
+// (rule tests) use it to point out typos as the rule loader does.
+func Suggest(name string, candidates []string) string { return suggest(name, candidates) }

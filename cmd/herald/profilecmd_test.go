@@ -5,6 +5,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/herald-events/herald/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A visitor who gives the address of a known customer is merged into them;
@@ -103,6 +108,44 @@ func TestProfileFollowsMerges(t *testing.T) {
 		}
 		if string(got["resolved_uuid"]) != `"nobody-2"` || got["via"] != nil {
 			t.Errorf("resolved_uuid %s, via %s", got["resolved_uuid"], got["via"])
+		}
+	})
+
+	t.Run("activity of an event stored without id or time", func(t *testing.T) {
+		// As an app publishes it on NATS: herald publish would give it
+		// an id and a time.
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(context.Background(), "herald.events.app", []byte(`{"action":"page.visit","uuid":"lena-9"}`)); err != nil {
+			t.Fatal(err)
+		}
+		read := func() []*event.Event {
+			t.Helper()
+			var got struct {
+				Activity []*event.Event `json:"activity"`
+			}
+			_, stdout, _ := run(t, "", "profile", "--nats", url, "--json", "lena-9")
+			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+			}
+			return got.Activity
+		}
+		first := read()
+		time.Sleep(20 * time.Millisecond) // a new time would differ
+		second := read()
+		if len(first) != 1 || len(second) != 1 {
+			t.Fatalf("activity %v then %v, want the one event", first, second)
+		}
+		// The id and time the stream gave it, the same on every call.
+		if first[0].ID != second[0].ID || !first[0].Time.Equal(second[0].Time) {
+			t.Errorf("the event shows as %s at %s, then %s at %s", first[0].ID, first[0].Time, second[0].ID, second[0].Time)
 		}
 	})
 }

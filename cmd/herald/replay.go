@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/app"
+	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/profile"
@@ -39,13 +40,22 @@ before each event, the timers due by its time fire, each at its own time;
 after the last event, those due within --horizon of it.
 
 Exits 1 when any line was invalid, any rule failed or any effect failed as
-it would in herald serve (kept as a dead letter), 0 otherwise.`)
+it would in herald serve (kept as a dead letter), 0 otherwise.
+
+With --compare, the stream runs through both the rules of --rules (before)
+and those of --compare (after), each with its own profiles, and only what
+differs is printed, per event: emails added (+), removed (-) or changed (~:
+subject, links, sent or not), profile changes, emitted events and other
+effects added or removed; then a summary. Exits 1 when anything differs.`)
 	var ruleDirs listFlag
 	fl.Var(&ruleDirs, "rules", "rule `file or directory` (repeat for more)")
 	configPath := fl.String("config", "", "herald serve's configuration `file`: the email sender address and the webhook hosts allowed (default: $"+envConfig+", else ./"+defaultConfigFile+" when there is one)")
 	events := fl.String("events", "", "recorded events, one JSON event a line (`FILE`.jsonl, - for stdin)")
 	profiles := fl.String("profiles", "", "initial profiles, one JSON profile a line (`FILE`.jsonl)")
 	format := fl.String("format", "text", "output `format`: text or json")
+	var compareDirs listFlag
+	fl.Var(&compareDirs, "compare", "another version of the rules (`file or directory`, repeat for more): print only the effects that differ from --rules")
+	explain := fl.Bool("explain", false, "after each event, say for every rule that triggers on its action whether it fired and why not")
 	start := fl.String("start", "", "clock for events that have no time before any that has one (RFC 3339; default: the first time in the file, or now when reading stdin)")
 	horizon := fl.String("horizon", "30d", "after the last event, fire the timers due within this `duration` of it (such as 30d or 48h)")
 	if code, ok := parse(fl, args); !ok {
@@ -118,13 +128,25 @@ it would in herald serve (kept as a dead letter), 0 otherwise.`)
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
-	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int)}
-	if *format == "json" {
-		r.out = &jsonReport{enc: json.NewEncoder(c.stdout)}
-	} else {
-		r.out = &textReport{w: c.stdout}
+	if len(compareDirs) > 0 {
+		if *explain || *format != "text" {
+			return usage("--compare prints text, without --explain")
+		}
+		return c.compare(cfg, *profiles, compareDirs, rp, clock, until, in)
 	}
-	if err := ingest.ReadJSONL(in, r.line); err != nil {
+	var explainSet *rules.Set
+	if *explain {
+		explainSet = set
+	}
+	r := &replayer{replay: rp, clock: clock, lines: make(map[string]int), progress: c.newProgress("events replayed")}
+	if *format == "json" {
+		r.out = &jsonReport{enc: json.NewEncoder(c.stdout), explain: explainSet}
+	} else {
+		r.out = &textReport{w: c.stdout, explain: explainSet}
+	}
+	err = ingest.ReadJSONL(in, r.line)
+	r.progress.done()
+	if err != nil {
 		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
 		return exitFailed
 	}
@@ -224,6 +246,9 @@ type replaySummary struct {
 	Effects    int `json:"other_effects"`
 	Failed     int `json:"effects_failed"`
 	Timers     int `json:"timers_fired,omitempty"`
+	// Skipped counts the recorded emitted events (herald record) left
+	// out, since the rules emit them again.
+	Skipped int `json:"recorded_emits_skipped,omitempty"`
 }
 
 type replayer struct {
@@ -233,7 +258,8 @@ type replayer struct {
 	sum    replaySummary
 	// lines maps the ids of the events timers will publish to the line
 	// whose event scheduled them.
-	lines map[string]int
+	lines    map[string]int
+	progress *progress
 }
 
 // report prints a replay in one format.
@@ -245,6 +271,13 @@ type report interface {
 }
 
 func (r *replayer) line(n int, data []byte, err error) error {
+	r.progress.tick(n)
+	if err == nil && isRecordedEmit(data) {
+		// The rules emit it again from its cause, which the recording
+		// holds too.
+		r.sum.Skipped++
+		return nil
+	}
 	if err == nil {
 		var ev *event.Event
 		dec := event.Decoder{
@@ -325,4 +358,41 @@ func (r *replayer) report(n int, results []*replay.Result) {
 		}
 		r.out.plan(n, res)
 	}
+}
+
+// compare runs the stream through rp (the rules of --rules) and the rules
+// of dirs, and prints what differs.
+func (c *cli) compare(cfg *config.Config, profiles string, dirs []string, rp *replay.Replayer, clock time.Time, until time.Duration, in io.Reader) int {
+	set, err := app.LoadRules(cfg, dirs...)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitUsage
+	}
+	store := profile.NewMemory()
+	if profiles != "" {
+		if err := loadProfiles(store, profiles); err != nil {
+			fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+			return exitUsage
+		}
+	}
+	rb, err := replay.New(replay.Config{Rules: set, Store: store, From: cfg.Email.From, Kinds: kindNames(cfg)})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	cmp := &comparer{a: rp, b: rb, clock: clock, w: c.stdout}
+	if err := ingest.ReadJSONL(in, cmp.line); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	// The timers due within the horizon fire, as in a replay.
+	if err := cmp.advance(cmp.clock.Add(until)); err != nil {
+		fmt.Fprintf(c.stderr, "herald replay: %v\n", err)
+		return exitFailed
+	}
+	cmp.summary()
+	if cmp.sum.Differ > 0 || cmp.sum.Invalid > 0 {
+		return exitFailed
+	}
+	return exitOK
 }

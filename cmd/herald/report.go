@@ -17,6 +17,10 @@ import (
 // textReport prints a replay for people to read.
 type textReport struct {
 	w io.Writer
+	// explain, when set, is the rule set to explain each plan with.
+	explain *rules.Set
+	// single: one event, not a stream: no line numbers.
+	single bool
 }
 
 func (t *textReport) invalid(line int, err error) {
@@ -27,6 +31,9 @@ func (t *textReport) plan(line int, r *replay.Result) {
 	p := r.Plan
 	ev := p.Event
 	head := fmt.Sprintf("line %d", line)
+	if t.single {
+		head = "event"
+	}
 	switch {
 	case r.Timer != nil:
 		head += fmt.Sprintf(" (timer %s, depth %d)", r.Timer.Key, ev.Depth)
@@ -71,6 +78,9 @@ func (t *textReport) plan(line int, r *replay.Result) {
 	}
 	for _, err := range p.Errors {
 		fmt.Fprintf(t.w, "  error: %v\n", err)
+	}
+	if t.explain != nil {
+		writeExplanation(t.w, engine.ExplainPlan(t.explain, p, p.Before, ev.Time))
 	}
 	fmt.Fprintln(t.w)
 }
@@ -126,12 +136,16 @@ func (t *textReport) summary(s *replaySummary) {
 	if s.Failed > 0 {
 		fmt.Fprintf(t.w, ", %d effects failed", s.Failed)
 	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(t.w, "; %d recorded emitted events skipped (the rules emitted them again)", s.Skipped)
+	}
 	fmt.Fprintln(t.w)
 }
 
 // jsonReport prints a replay as JSON lines, for tools.
 type jsonReport struct {
-	enc *json.Encoder
+	enc     *json.Encoder
+	explain *rules.Set
 }
 
 type jsonPlan struct {
@@ -142,6 +156,8 @@ type jsonPlan struct {
 	Fired  []jsonFired  `json:"fired"`
 	Held   []jsonHeld   `json:"held,omitempty"`
 	Errors []string     `json:"errors,omitempty"`
+	// Explain says why each rule did or did not fire (--explain).
+	Explain []jsonExplanation `json:"explain,omitempty"`
 }
 
 // jsonHeld is a rule its limit held back.
@@ -232,6 +248,9 @@ func (j *jsonReport) plan(line int, r *replay.Result) {
 	for _, err := range p.Errors {
 		out.Errors = append(out.Errors, err.Error())
 	}
+	if j.explain != nil {
+		out.Explain = explanationJSON(engine.ExplainPlan(j.explain, p, p.Before, p.Event.Time))
+	}
 	_ = j.enc.Encode(out)
 }
 
@@ -250,8 +269,12 @@ func (j *jsonReport) pending(timers []*replay.Timer, lines map[string]int) {
 	}
 }
 
+// summary counts the events as the text report does: the lines read,
+// invalid ones included, and the events the rules emitted.
 func (j *jsonReport) summary(s *replaySummary) {
+	all := *s
+	all.Events = s.Events + s.Invalid + s.Emitted + s.Timers
 	_ = j.enc.Encode(struct {
 		Summary *replaySummary `json:"summary"`
-	}{s})
+	}{&all})
 }
