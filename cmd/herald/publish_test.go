@@ -28,8 +28,12 @@ import (
 const publishFile = "testdata/publish-one-invalid.jsonl"
 
 const (
-	sentOnce  = "2 events sent, 0 duplicates dropped by NATS (same id within the duplicate window), 1 invalid lines\n"
-	sentTwice = "0 events sent, 2 duplicates dropped by NATS (same id within the duplicate window), 1 invalid lines\n"
+	sentOnce = publishFile + ":1: stored as HERALD_EVENTS #1 (id publish-test-0001)\n" +
+		publishFile + ":4: stored as HERALD_EVENTS #2 (id publish-test-0003)\n" +
+		"3 lines: 2 stored, 0 duplicates (already stored within the duplicate window), 1 invalid, 0 failed\n"
+	sentTwice = publishFile + ":1: duplicate of HERALD_EVENTS #1 (id publish-test-0001), not stored again\n" +
+		publishFile + ":4: duplicate of HERALD_EVENTS #2 (id publish-test-0003), not stored again\n" +
+		"3 lines: 0 stored, 2 duplicates (already stored within the duplicate window), 1 invalid, 0 failed\n"
 )
 
 // profileJSON is what herald profile --json prints.
@@ -227,6 +231,7 @@ func TestPublishAndProfileUsageErrors(t *testing.T) {
 		{[]string{"publish", "--nats", closed, "a.jsonl", "b.jsonl"}, "Usage: herald publish"},
 		{[]string{"publish", "--nats", closed, "testdata/publish-missing.jsonl"}, "no such file or directory"},
 		{[]string{"publish", "--nope"}, "flag provided but not defined"},
+		{[]string{"publish", "--nats", closed, "--retry", "0s", "-"}, "--retry 0s: must be more than 0"},
 		{[]string{"publish", "--config", missing}, "read config"},
 		{[]string{"publish", "--config", unknownField, "-"}, unknownField + `:3: unknown field "bogus"`},
 		{[]string{"publish", "--config", noCreds, "-"}, noCreds + ": nats.creds: stat "},
