@@ -15,10 +15,11 @@ import (
 // Reading a customer's stored events.
 //
 // Every event Herald or `herald publish` publishes, and every event the
-// router routes, is stored on its customer's subjects: herald.events.<source>.<token>
-// on a stream without partitions (and on a partitioned stream, for the
-// events stored before it was partitioned), herald.part.<p>.<source>.<token>
-// on a partitioned one. So a customer's events are found by subject, with
+// router routes, is stored on its customer's subjects:
+// herald.events.<source>.<token> on a stream without partitions (and on a
+// partitioned stream, for the events stored before it was partitioned),
+// herald.part.<p>.<source>.<token> on a partitioned one. So a customer's
+// events are found by subject, with
 // JetStream's "get message" request: the first message at or after a
 // sequence on a subject filter (next_by_subj, wildcards allowed). No
 // consumer is created, nothing is left behind, and the request is answered
@@ -27,7 +28,12 @@ import (
 //
 // Events published on a plain source subject (herald.events.web) of a
 // stream without partitions have no customer in the subject and are not
-// found this way; PlainEvents walks those.
+// found this way; PlainEvents walks those. Nor are events published on a
+// subject of five tokens or more (herald.events.a.b.c) of such a stream.
+//
+// Each message costs one round trip to the stream's leader, and what a
+// walk costs is the number of the customer's events, whatever the size of
+// the stream.
 
 // HistoryRange bounds a walk of stored events by stream sequence. Zero
 // values mean from the stream's first message, and to its last message
