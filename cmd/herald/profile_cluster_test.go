@@ -207,9 +207,7 @@ func TestProfileLargeStreamCluster(t *testing.T) {
 	}
 	c := natstest.StartCluster(t, 3)
 	_, js := c.Connect(t)
-	if _, err := natsbus.Setup(t.Context(), js, natsbus.SetupConfig{Replicas: 3, Partitions: 4}); err != nil {
-		t.Fatal(err)
-	}
+	setupCluster(t, js)
 	want := fillLargeStream(t, js, false)
 	before := consumerNames(t, js)
 	killed := 0
@@ -261,4 +259,24 @@ func consumerNamesOrNil(js jetstream.JetStream) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// setupCluster sets up Herald's streams on a three-server cluster, kept on
+// every server and split into 4 partitions, as an engine does, trying
+// again while the servers still elect their leaders.
+func setupCluster(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err := natsbus.Setup(ctx, js, natsbus.SetupConfig{Replicas: 3, Partitions: 4})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("set up the cluster: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

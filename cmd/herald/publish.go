@@ -233,9 +233,13 @@ func (p *publisher) publish(ev *event.Event) publishOutcome {
 		}
 		sleep := rand.N(wait) + time.Millisecond
 		if time.Now().Add(sleep).After(deadline) {
+			tries := "1 attempt"
+			if attempt > 1 {
+				tries = strconv.Itoa(attempt) + " attempts"
+			}
 			return publishOutcome{attempts: attempt, stop: true, err: fmt.Errorf(
-				"no acknowledgement from the stream in %d attempts over %s (%s); the servers or the stream's leader did not answer",
-				attempt, p.retryFor, strings.Join(errs, "; "))}
+				"the stream did not acknowledge it within --retry %s (%s: %s); the servers, or the stream's leader, did not answer",
+				p.retryFor, tries, strings.Join(errs, "; "))}
 		}
 		time.Sleep(sleep)
 		wait = min(2*wait, publishRetryMax)
@@ -257,9 +261,18 @@ func (p *publisher) noStream() error {
 	return nil
 }
 
-// errText is an error's text without the client's "nats: " prefix.
+// errText says in a few words why an attempt failed.
 func errText(err error) string {
-	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "publish "), "nats: ")
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return "no acknowledgement in time"
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return "no responders"
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner // without PublishOn's "publish ID: "
+	}
+	return strings.TrimPrefix(err.Error(), "nats: ")
 }
 
 // transientPublish reports whether a failed publish may succeed if sent

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,9 +30,7 @@ func TestPublishClusterServerKilled(t *testing.T) {
 	}
 	c := natstest.StartCluster(t, 3)
 	nc, js := c.Connect(t)
-	if _, err := natsbus.Setup(t.Context(), js, natsbus.SetupConfig{Replicas: 3, Partitions: 4}); err != nil {
-		t.Fatal(err)
-	}
+	setupCluster(t, js)
 	const lines = 1500
 	var file strings.Builder
 	for i := range lines {
@@ -210,5 +210,61 @@ func TestPublishNoStream(t *testing.T) {
 	}
 	if want := "3 lines: 0 stored, 0 duplicates (already stored within the duplicate window), 0 invalid, 1 failed, 2 not sent\n"; stdout != want {
 		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+}
+
+// When the only server goes away mid-input, herald publish tries the line
+// for --retry, then says the servers did not answer (not that Herald is
+// not running) and accounts for the lines it did not send.
+func TestPublishServerGone(t *testing.T) {
+	srv, js := natstest.Start(t)
+	if _, err := natsbus.Setup(t.Context(), js, natsbus.SetupConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	var stdout, stderr bytes.Buffer
+	c := &cli{stdin: pr, stdout: &stdout, stderr: &stderr}
+	done := make(chan int, 1)
+	go func() { done <- c.main([]string{"publish", "--nats", srv.ClientURL(), "--retry", "1s", "-"}) }()
+	fmt.Fprintln(pw, `{"id":"gone-1","action":"page.visit","uuid":"ann"}`)
+	s, err := js.Stream(t.Context(), natsbus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if info, err := s.Info(t.Context()); err == nil && info.State.Msgs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first line was not stored")
+		}
+	}
+	srv.Shutdown()
+	fmt.Fprintln(pw, `{"id":"gone-2","action":"page.visit","uuid":"ann"}`)
+	fmt.Fprintln(pw, `{"id":"gone-3","action":"page.visit","uuid":"ann"}`)
+	pw.Close()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("herald publish did not finish")
+	}
+	if code != exitFailed {
+		t.Errorf("exit code %d, want %d", code, exitFailed)
+	}
+	if want := "stdin:1: stored as HERALD_EVENTS #1 (id gone-1)\n3 lines: 1 stored, 0 duplicates (already stored within the duplicate window), 0 invalid, 1 failed, 1 not sent\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	for _, want := range []string{
+		"stdin:2: not stored (id gone-2): the stream did not acknowledge it within --retry 1s (",
+		"); the servers, or the stream's leader, did not answer\n",
+		"stdin:3: 1 lines not sent: stopped after line 2 could not be stored\n",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "herald serve") {
+		t.Errorf("stderr suggests Herald is not running:\n%s", stderr.String())
 	}
 }
