@@ -25,6 +25,9 @@ import (
 // consumer is created, nothing is left behind, and the request is answered
 // by the stream's leader, so what was acknowledged to a publisher is seen
 // (a read from a replica, as a direct get is, may lag behind the leader).
+// So the events stream does not allow direct gets; if an operator turns
+// allow_direct on, nats.go sends these reads as direct gets, which any
+// replica may answer.
 //
 // Events published on a plain source subject (herald.events.web) of a
 // stream without partitions have no customer in the subject and are not
@@ -80,7 +83,7 @@ func CustomerEvents(ctx context.Context, js jetstream.JetStream, uuid string, fn
 
 // CustomerEventsIn is CustomerEvents limited to the stream sequences of r.
 func CustomerEventsIn(ctx context.Context, js jetstream.JetStream, uuid string, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := eventsStream(ctx, js)
+	s, err := OpenEvents(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -93,16 +96,19 @@ func CustomerEventsIn(ctx context.Context, js jetstream.JetStream, uuid string, 
 // partitioned stream these are the copies the router published again on
 // their customers' subjects.
 func PlainEvents(ctx context.Context, js jetstream.JetStream, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := eventsStream(ctx, js)
+	s, err := OpenEvents(ctx, js)
 	if err != nil {
 		return err
 	}
 	return StoredEvents(ctx, s, []string{PlainFilter}, r, fn)
 }
 
-func eventsStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+// OpenEvents opens the events stream, trying again while it elects a
+// leader (see RetryRead). Its CachedInfo holds the stream's configuration
+// and state as of the call.
+func OpenEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	var s jetstream.Stream
-	err := retryRead(ctx, func(ctx context.Context) error {
+	err := RetryRead(ctx, func(ctx context.Context) error {
 		var err error
 		s, err = js.Stream(ctx, EventsStream)
 		return err
@@ -132,7 +138,7 @@ func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r H
 			return nil
 		}
 		var m *jetstream.RawStreamMsg
-		err := retryRead(ctx, func(ctx context.Context) error {
+		err := RetryRead(ctx, func(ctx context.Context) error {
 			var err error
 			m, err = s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(c.filter))
 			return err
@@ -197,7 +203,7 @@ const (
 
 // retryRead calls f until it succeeds, fails for good, or readAttempts
 // have failed for a moment.
-func retryRead(ctx context.Context, f func(context.Context) error) error {
+func RetryRead(ctx context.Context, f func(context.Context) error) error {
 	wait := readRetryMin
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, readTimeout)

@@ -199,14 +199,14 @@ func TestProfileLargeStream(t *testing.T) {
 }
 
 // The same on a three-server cluster with a partitioned stream kept on
-// every server, the server leading the events stream killed halfway
-// through the calls.
+// every server, the server leading the events stream and the profile
+// bucket killed halfway through the calls.
 func TestProfileLargeStreamCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-server cluster")
 	}
 	c := natstest.StartCluster(t, 3)
-	_, js := c.Connect(t)
+	nc, js := c.Connect(t)
 	setupCluster(t, js)
 	want := fillLargeStream(t, js, false)
 	before := consumerNames(t, js)
@@ -217,6 +217,12 @@ func TestProfileLargeStreamCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		leader := s.CachedInfo().Cluster.Leader
+		// The profile bucket's leader moves there too, so that both are
+		// elected anew while the calls go on.
+		req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": leader}})
+		if _, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+natsbus.ProfileBucket, req, 5*time.Second); err != nil {
+			t.Logf("bucket leader step-down to %s: %v", leader, err)
+		}
 		for i, srv := range c.Servers() {
 			if srv.Name() == leader {
 				srv.Kill()
