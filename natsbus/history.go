@@ -124,8 +124,7 @@ func OpenEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, 
 // filter is walked with get-message requests (next_by_subj from a
 // sequence), and the walks are merged by sequence. A request that fails
 // for a moment (no leader while one is elected, a timeout) is tried again
-// with a capped, jittered backoff, for as long as ctx allows and at most
-// readAttempts times.
+// with a capped, jittered backoff (see RetryRead).
 func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
 	from := max(r.From, 1)
 	type cursor struct {
@@ -191,25 +190,34 @@ func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r H
 	}
 }
 
-// Retries of a read: at most readAttempts, waiting from readRetryMin,
-// doubling up to readRetryMax, with full jitter; each attempt waits at
-// most readTimeout for its answer.
+// Retries of a read: for up to readBudget (or until the caller's context
+// ends, if sooner), waiting from readRetryMin, doubling up to
+// readRetryMax, with full jitter; each attempt waits at most readTimeout
+// for its answer.
 const (
-	readAttempts = 8
+	readBudget   = 30 * time.Second
 	readRetryMin = 50 * time.Millisecond
 	readRetryMax = 2 * time.Second
 	readTimeout  = 5 * time.Second
 )
 
-// retryRead calls f until it succeeds, fails for good, or readAttempts
-// have failed for a moment.
+// RetryRead calls f until it succeeds, fails for good, or has failed for
+// a moment (a timeout, no responders, JetStream temporarily unavailable:
+// a stream or bucket electing a leader, a connection moving to another
+// server) for 30 seconds or until ctx ends, waiting from 50 ms, doubling
+// up to 2 s, with full jitter. Each call of f gets a context bounded to
+// 5 s, so a request sent while no leader could answer it is sent again
+// rather than waited for. For reads only: a write tried again may be
+// applied twice.
 func RetryRead(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, readBudget)
+	defer cancel()
 	wait := readRetryMin
-	for attempt := 1; ; attempt++ {
+	for {
 		actx, cancel := context.WithTimeout(ctx, readTimeout)
 		err := f(actx)
 		cancel()
-		if err == nil || !transientRead(err) || attempt == readAttempts || ctx.Err() != nil {
+		if err == nil || !transientRead(err) || ctx.Err() != nil {
 			return err
 		}
 		select {
