@@ -52,14 +52,11 @@ const firstWindow = 4096
 // plainScan messages, reading each such event to match its uuid; older
 // ones are not found.
 func RecentActivity(ctx context.Context, js jetstream.JetStream, uuid string, keep, plainScan int) (*Activity, error) {
-	s, err := js.Stream(ctx, natsbus.EventsStream)
+	s, err := natsbus.OpenEvents(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", natsbus.EventsStream, err)
+		return nil, err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", natsbus.EventsStream, err)
-	}
+	info := s.CachedInfo()
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	act := new(Activity)
 	if info.State.Msgs == 0 || keep < 1 {

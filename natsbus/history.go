@@ -15,19 +15,28 @@ import (
 // Reading a customer's stored events.
 //
 // Every event Herald or `herald publish` publishes, and every event the
-// router routes, is stored on its customer's subjects: herald.events.<source>.<token>
-// on a stream without partitions (and on a partitioned stream, for the
-// events stored before it was partitioned), herald.part.<p>.<source>.<token>
-// on a partitioned one. So a customer's events are found by subject, with
+// router routes, is stored on its customer's subjects:
+// herald.events.<source>.<token> on a stream without partitions (and on a
+// partitioned stream, for the events stored before it was partitioned),
+// herald.part.<p>.<source>.<token> on a partitioned one. So a customer's
+// events are found by subject, with
 // JetStream's "get message" request: the first message at or after a
 // sequence on a subject filter (next_by_subj, wildcards allowed). No
 // consumer is created, nothing is left behind, and the request is answered
 // by the stream's leader, so what was acknowledged to a publisher is seen
 // (a read from a replica, as a direct get is, may lag behind the leader).
+// So the events stream does not allow direct gets; if an operator turns
+// allow_direct on, nats.go sends these reads as direct gets, which any
+// replica may answer.
 //
 // Events published on a plain source subject (herald.events.web) of a
 // stream without partitions have no customer in the subject and are not
-// found this way; PlainEvents walks those.
+// found this way; PlainEvents walks those. Nor are events published on a
+// subject of five tokens or more (herald.events.a.b.c) of such a stream.
+//
+// Each message costs one round trip to the stream's leader, and what a
+// walk costs is the number of the customer's events, whatever the size of
+// the stream.
 
 // HistoryRange bounds a walk of stored events by stream sequence. Zero
 // values mean from the stream's first message, and to its last message
@@ -74,7 +83,7 @@ func CustomerEvents(ctx context.Context, js jetstream.JetStream, uuid string, fn
 
 // CustomerEventsIn is CustomerEvents limited to the stream sequences of r.
 func CustomerEventsIn(ctx context.Context, js jetstream.JetStream, uuid string, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := eventsStream(ctx, js)
+	s, err := OpenEvents(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -87,16 +96,19 @@ func CustomerEventsIn(ctx context.Context, js jetstream.JetStream, uuid string, 
 // partitioned stream these are the copies the router published again on
 // their customers' subjects.
 func PlainEvents(ctx context.Context, js jetstream.JetStream, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
-	s, err := eventsStream(ctx, js)
+	s, err := OpenEvents(ctx, js)
 	if err != nil {
 		return err
 	}
 	return StoredEvents(ctx, s, []string{PlainFilter}, r, fn)
 }
 
-func eventsStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+// OpenEvents opens the events stream, trying again while it elects a
+// leader (see RetryRead). Its CachedInfo holds the stream's configuration
+// and state as of the call.
+func OpenEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	var s jetstream.Stream
-	err := retryRead(ctx, func(ctx context.Context) error {
+	err := RetryRead(ctx, func(ctx context.Context) error {
 		var err error
 		s, err = js.Stream(ctx, EventsStream)
 		return err
@@ -112,8 +124,7 @@ func eventsStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream
 // filter is walked with get-message requests (next_by_subj from a
 // sequence), and the walks are merged by sequence. A request that fails
 // for a moment (no leader while one is elected, a timeout) is tried again
-// with a capped, jittered backoff, for as long as ctx allows and at most
-// readAttempts times.
+// with a capped, jittered backoff (see RetryRead).
 func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r HistoryRange, fn func(*jetstream.RawStreamMsg) error) error {
 	from := max(r.From, 1)
 	type cursor struct {
@@ -126,7 +137,7 @@ func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r H
 			return nil
 		}
 		var m *jetstream.RawStreamMsg
-		err := retryRead(ctx, func(ctx context.Context) error {
+		err := RetryRead(ctx, func(ctx context.Context) error {
 			var err error
 			m, err = s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(c.filter))
 			return err
@@ -179,25 +190,34 @@ func StoredEvents(ctx context.Context, s jetstream.Stream, filters []string, r H
 	}
 }
 
-// Retries of a read: at most readAttempts, waiting from readRetryMin,
-// doubling up to readRetryMax, with full jitter; each attempt waits at
-// most readTimeout for its answer.
+// Retries of a read: for up to readBudget (or until the caller's context
+// ends, if sooner), waiting from readRetryMin, doubling up to
+// readRetryMax, with full jitter; each attempt waits at most readTimeout
+// for its answer.
 const (
-	readAttempts = 8
+	readBudget   = 30 * time.Second
 	readRetryMin = 50 * time.Millisecond
 	readRetryMax = 2 * time.Second
 	readTimeout  = 5 * time.Second
 )
 
-// retryRead calls f until it succeeds, fails for good, or readAttempts
-// have failed for a moment.
-func retryRead(ctx context.Context, f func(context.Context) error) error {
+// RetryRead calls f until it succeeds, fails for good, or has failed for
+// a moment (a timeout, no responders, JetStream temporarily unavailable:
+// a stream or bucket electing a leader, a connection moving to another
+// server) for 30 seconds or until ctx ends, waiting from 50 ms, doubling
+// up to 2 s, with full jitter. Each call of f gets a context bounded to
+// 5 s, so a request sent while no leader could answer it is sent again
+// rather than waited for. For reads only: a write tried again may be
+// applied twice.
+func RetryRead(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, readBudget)
+	defer cancel()
 	wait := readRetryMin
-	for attempt := 1; ; attempt++ {
+	for {
 		actx, cancel := context.WithTimeout(ctx, readTimeout)
 		err := f(actx)
 		cancel()
-		if err == nil || !transientRead(err) || attempt == readAttempts || ctx.Err() != nil {
+		if err == nil || !transientRead(err) || ctx.Err() != nil {
 			return err
 		}
 		select {

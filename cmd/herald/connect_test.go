@@ -105,8 +105,8 @@ func TestVerbsReadServesConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, stdout, stderr := run(t, "", "publish", events)
-		if code != exitFailed || stdout != sentOnce {
-			t.Errorf("publish: exit code %d, stdout %q; want %d, %q; stderr:\n%s", code, stdout, exitFailed, sentOnce, stderr)
+		if code != exitFailed || stdout != sentOnce(events) {
+			t.Errorf("publish: exit code %d, stdout %q; want %d, %q; stderr:\n%s", code, stdout, exitFailed, sentOnce(events), stderr)
 		}
 		if code, stdout, stderr := run(t, "", "dead", "list"); code != exitOK || stdout != "No dead letters.\n" {
 			t.Errorf("dead list: exit code %d, stdout %q; stderr:\n%s", code, stdout, stderr)
@@ -119,8 +119,8 @@ func TestVerbsReadServesConfig(t *testing.T) {
 		t.Chdir(t.TempDir())
 		t.Setenv(envConfig, writeConfig(t, yaml))
 		code, stdout, stderr := run(t, "", "publish", events)
-		if code != exitFailed || stdout != sentTwice {
-			t.Errorf("publish: exit code %d, stdout %q; want %d, %q; stderr:\n%s", code, stdout, exitFailed, sentTwice, stderr)
+		if code != exitFailed || stdout != sentTwice(events) {
+			t.Errorf("publish: exit code %d, stdout %q; want %d, %q; stderr:\n%s", code, stdout, exitFailed, sentTwice(events), stderr)
 		}
 		eventually(t, "the profile", func() bool { return h.attribute("paula-42", "newsletterAgreement") == "confirmation" })
 		if code, stdout, stderr := run(t, "", "profile", "paula-42"); code != exitOK || !strings.HasPrefix(stdout, "Profile paula-42\n") {

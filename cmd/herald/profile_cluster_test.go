@@ -199,17 +199,15 @@ func TestProfileLargeStream(t *testing.T) {
 }
 
 // The same on a three-server cluster with a partitioned stream kept on
-// every server, the server leading the events stream killed halfway
-// through the calls.
+// every server, the server leading the events stream and the profile
+// bucket killed halfway through the calls.
 func TestProfileLargeStreamCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-server cluster")
 	}
 	c := natstest.StartCluster(t, 3)
-	_, js := c.Connect(t)
-	if _, err := natsbus.Setup(t.Context(), js, natsbus.SetupConfig{Replicas: 3, Partitions: 4}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := c.Connect(t)
+	setupCluster(t, js)
 	want := fillLargeStream(t, js, false)
 	before := consumerNames(t, js)
 	killed := 0
@@ -219,6 +217,12 @@ func TestProfileLargeStreamCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		leader := s.CachedInfo().Cluster.Leader
+		// The profile bucket's leader moves there too, so that both are
+		// elected anew while the calls go on.
+		req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": leader}})
+		if _, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+natsbus.ProfileBucket, req, 5*time.Second); err != nil {
+			t.Logf("bucket leader step-down to %s: %v", leader, err)
+		}
 		for i, srv := range c.Servers() {
 			if srv.Name() == leader {
 				srv.Kill()
@@ -261,4 +265,24 @@ func consumerNamesOrNil(js jetstream.JetStream) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// setupCluster sets up Herald's streams on a three-server cluster, kept on
+// every server and split into 4 partitions, as an engine does, trying
+// again while the servers still elect their leaders.
+func setupCluster(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err := natsbus.Setup(ctx, js, natsbus.SetupConfig{Replicas: 3, Partitions: 4})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("set up the cluster: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

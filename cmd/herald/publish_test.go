@@ -27,10 +27,19 @@ import (
 // publishFile holds two valid events, with ids, around an invalid one.
 const publishFile = "testdata/publish-one-invalid.jsonl"
 
-const (
-	sentOnce  = "2 events sent, 0 duplicates dropped by NATS (same id within the duplicate window), 1 invalid lines\n"
-	sentTwice = "0 events sent, 2 duplicates dropped by NATS (same id within the duplicate window), 1 invalid lines\n"
-)
+// sentOnce and sentTwice are what herald publish prints for publishFile,
+// named file, sent once and then again.
+func sentOnce(file string) string {
+	return file + ":1: stored as HERALD_EVENTS #1 (id publish-test-0001)\n" +
+		file + ":4: stored as HERALD_EVENTS #2 (id publish-test-0003)\n" +
+		"3 lines: 2 stored, 0 duplicates (already stored within the duplicate window), 1 invalid, 0 failed\n"
+}
+
+func sentTwice(file string) string {
+	return file + ":1: duplicate of HERALD_EVENTS #1 (id publish-test-0001), not stored again\n" +
+		file + ":4: duplicate of HERALD_EVENTS #2 (id publish-test-0003), not stored again\n" +
+		"3 lines: 0 stored, 2 duplicates (already stored within the duplicate window), 1 invalid, 0 failed\n"
+}
 
 // profileJSON is what herald profile --json prints.
 type profileJSON struct {
@@ -52,15 +61,15 @@ func TestPublishAndProfile(t *testing.T) {
 	if want := publishFile + ":2: params.cart: objects are not allowed"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr %q does not contain %q", stderr, want)
 	}
-	if stdout != sentOnce {
-		t.Errorf("stdout %q, want %q", stdout, sentOnce)
+	if stdout != sentOnce(publishFile) {
+		t.Errorf("stdout %q, want %q", stdout, sentOnce(publishFile))
 	}
 
 	// The same ids again, within the duplicate window: NATS drops them,
 	// and the summary says so.
 	code, stdout, _ = run(t, "", "publish", "--nats", url, publishFile)
-	if code != exitFailed || stdout != sentTwice {
-		t.Errorf("publishing again: exit code %d, stdout %q, want %d and %q", code, stdout, exitFailed, sentTwice)
+	if code != exitFailed || stdout != sentTwice(publishFile) {
+		t.Errorf("publishing again: exit code %d, stdout %q, want %d and %q", code, stdout, exitFailed, sentTwice(publishFile))
 	}
 
 	eventually(t, "the profile", func() bool { return h.attribute("paula-42", "newsletterAgreement") == "confirmation" })
@@ -159,7 +168,7 @@ func TestPublishAndProfile(t *testing.T) {
 			if code != exitFailed { // an invalid line, or no NATS
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr)
 			}
-			want := sentTwice
+			want := sentTwice(publishFile)
 			if !tt.reached {
 				want = ""
 				if !strings.Contains(stderr, "cannot reach NATS at "+closed+" (from --server)") {
@@ -227,6 +236,7 @@ func TestPublishAndProfileUsageErrors(t *testing.T) {
 		{[]string{"publish", "--nats", closed, "a.jsonl", "b.jsonl"}, "Usage: herald publish"},
 		{[]string{"publish", "--nats", closed, "testdata/publish-missing.jsonl"}, "no such file or directory"},
 		{[]string{"publish", "--nope"}, "flag provided but not defined"},
+		{[]string{"publish", "--nats", closed, "--retry", "0s", "-"}, "--retry 0s: must be more than 0"},
 		{[]string{"publish", "--config", missing}, "read config"},
 		{[]string{"publish", "--config", unknownField, "-"}, unknownField + `:3: unknown field "bogus"`},
 		{[]string{"publish", "--config", noCreds, "-"}, noCreds + ": nats.creds: stat "},

@@ -178,6 +178,26 @@ func (s *ClusterServer) ClientURL() string {
 	return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
 }
 
+// HasClient reports whether a client connection named name is connected
+// to the server, so that a test can take away the server a program under
+// test uses.
+func (s *ClusterServer) HasClient(name string) bool {
+	srv := s.server()
+	if srv == nil {
+		return false
+	}
+	cz, err := srv.Connz(&server.ConnzOptions{})
+	if err != nil {
+		return false
+	}
+	for _, c := range cz.Conns {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Running reports whether the server runs.
 func (s *ClusterServer) Running() bool { return s.server() != nil }
 
