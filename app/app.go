@@ -119,6 +119,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	}
 	a.engine = engine.New(a.rules)
 	profiles := profile.NewKV(res.Profiles)
+	// Effects performed are marked where every engine sees them, so that
+	// whoever handles a customer next, after this engine died, does not
+	// perform them again (runner.Marks).
+	marks, err := natsbus.Effects(ctx, a.js)
+	if err != nil {
+		return nil, err
+	}
 	apply, err := runner.New(runner.Config{
 		Engine:    a.engine,
 		Store:     profiles,
@@ -130,6 +137,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		Metrics:   runner.NewMetrics(a.registry),
 		LazyClear: true,
 		Owner:     name,
+		Marks:     &natsbus.EffectMarks{KV: marks, Engine: name},
 		Logger:    logger,
 	})
 	if err != nil {
