@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"github.com/nats-io/nats-server/v2/server"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,7 +35,7 @@ func (r *report) scaleOut() {
 	for _, row := range so.Engines {
 		n = max(n, len(row.Rate))
 	}
-	r.f("| engines | events/s, %s | min | median | raw R3 writes/s, same runs | CPU of the engines / of the servers (cores, median) |\n|---|---|---|---|---|---|\n", runHeads(n))
+	r.f("| engines | events/s, %s | min | median | raw R3 writes/s, same runs | CPU of the engines / of the servers (cores, median) |\n|---|%s---|---|---|---|\n", runHeads(n), strings.Repeat("---|", n))
 	for _, row := range so.Engines {
 		r.f("| %d | %s | %s | %s | %s | %s / %s |\n", row.Engines, cells(row.Rate, n, num), num(row.Rate.Min()), num(row.Rate.Median()),
 			joinSamples(row.Raw), dec2(row.Cores.Median()), dec2(row.Servers.Median()))
@@ -42,18 +44,24 @@ func (r *report) scaleOut() {
 		"which runs the three servers (and the publishing and polling, a small part). Together they show how much of the %d cores the run had; "+
 		"what they did not use went to other work on the machine, or to waiting (disk syncs of the `.eml` files and the servers' stores, round trips).\n\n", r.res.Machine.CPUs)
 	if len(so.Failover) > 0 {
-		d := slices.Clone(so.Failover)
-		slices.Sort(d)
 		r.f("**Failover.** Three engines run while %d forms a second trickle in; one engine at a time is killed with SIGKILL (no clean leave: "+
-			"its connection, pins and key in HERALD_ENGINES go as in a crash). At the kill, one form is published on each partition; "+
-			"the failover time is from the kill until every partition's consumer has acknowledged its form. "+
+			"its connection, pins and key in HERALD_ENGINES go as in a crash). At the kill, a form of a new customer is published on each partition. "+
+			"*Partitions consumed again* is the time from the kill until every one of those forms has its email in an engine's outbox: "+
+			"the killed engine's partitions are taken over and their new events handled. "+
+			"*Every event acknowledged* is the time until every partition's consumer has acknowledged everything published up to the kill, "+
+			"including the events the killed engine held: those are delivered again after their ack wait, and a customer whose record lists "+
+			"effects under the killed engine's lease waits until that lease runs out (a minute). "+
 			"A new engine replaces the one killed, and the next kill waits until the partitions are shared again. "+
-			"Timings are serve's defaults: engine key TTL 6 s, ack wait 10 s, pinned TTL 5 s.\n\n", scaleTrickle)
-		r.f("| kill | every partition consumed again after | partitions that waited over a second |\n|---|---|---|\n")
+			"Timings are serve's defaults: engine key TTL 6 s, ack wait 10 s, pinned TTL 5 s, outbox lease 1 minute.\n\n", scaleTrickle)
+		r.f("| kill | partitions consumed again after | partitions that waited over a second | every event acknowledged after |\n|---|---|---|---|\n")
 		for i, f := range so.Failover {
-			r.f("| %d | %s | %d |\n", i+1, f.Round(100*time.Millisecond), so.Moved[i])
+			floor := "—"
+			if i < len(so.Floor) {
+				floor = so.Floor[i].Round(100 * time.Millisecond).String()
+			}
+			r.f("| %d | %s | %d | %s |\n", i+1, f.Round(100*time.Millisecond), so.Moved[i], floor)
 		}
-		r.f("\nRange: %s to %s over %d kills.\n\n", d[0].Round(100*time.Millisecond), d[len(d)-1].Round(100*time.Millisecond), len(d))
+		r.f("\nRange: partitions consumed again %s; every event acknowledged %s; over %d kills.\n\n", durRange(so.Failover), durRange(so.Floor), len(so.Failover))
 	}
 	r.notes(so.Notes)
 }
@@ -76,4 +84,12 @@ func joinSamples(s Samples) string {
 // natsServerVersion names the nats-server module benchrun is built with.
 func natsServerVersion() string {
 	return "nats-server " + server.VERSION
+}
+
+// durRange writes the smallest and largest of ds, "—" for none.
+func durRange(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s to %s", slices.Min(ds).Round(100*time.Millisecond), slices.Max(ds).Round(100*time.Millisecond))
 }
