@@ -57,7 +57,7 @@ fuzz:
 	$(FUZZ) FuzzSplitStored ./natsbus
 
 ## bench: measure Herald against its targets, its peers and raw NATS, and
-## write bench/RESULTS.md; about 10 minutes, never part of `make test`.
+## write bench/RESULTS.md; about 15 minutes, never part of `make test`.
 ## BENCH_FLAGS=-quick runs small counts (about 2 minutes);
 ## BENCH_FLAGS=-only=forms,hot measures some figures. bench/README.md
 ## explains the figures.

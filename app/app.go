@@ -128,6 +128,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	a.engine = engine.New(a.rules)
 	profiles := profile.NewKV(res.Profiles)
 	priv := Privacy(cfg, privacy.Config{JS: a.js, Profiles: profiles})
+	// Effects performed are marked where every engine sees them, so that
+	// whoever handles a customer next, after this engine died, does not
+	// perform them again (runner.Marks).
+	marks, err := natsbus.Effects(ctx, a.js)
+	if err != nil {
+		return nil, err
+	}
 	apply, err := runner.New(runner.Config{
 		Engine:    a.engine,
 		Store:     profiles,
@@ -140,6 +147,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		Suppressed: suppressedEmail(profiles, priv.Hasher),
 		LazyClear:  true,
 		Owner:      name,
+		Marks:      &natsbus.EffectMarks{KV: marks, Engine: name},
 		Logger:     logger,
 	})
 	if err != nil {

@@ -21,6 +21,8 @@ type Metrics struct {
 	cleared     prometheus.Counter
 	leases      prometheus.Counter
 	erased      prometheus.Counter
+	marked      prometheus.Counter
+	markFails   prometheus.Counter
 }
 
 // NewMetrics registers the applier's metrics with reg.
@@ -73,7 +75,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "herald", Subsystem: "profile", Name: "erased_events_dropped_total",
 		Help: "Events dropped because their customer was erased (herald profile forget).",
 	})
-	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared, m.leases, m.erased)
+	m.marked = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "outbox", Name: "marked_elsewhere_total",
+		Help: "Effects a record still listed that were found marked performed (by an engine that died, or before a restart), and not performed again.",
+	})
+	m.markFails = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "herald", Subsystem: "outbox", Name: "mark_failures_total",
+		Help: "Effects performed whose mark could not be written.",
+	})
+	reg.MustRegister(m.evaluations, m.fires, m.errors, m.evalSeconds, m.effects, m.perform, m.merges, m.taken, m.cleared, m.leases, m.erased, m.marked, m.markFails)
 	return m
 }
 
@@ -138,5 +148,17 @@ func (m *Metrics) flushed() {
 func (m *Metrics) leased() {
 	if m != nil {
 		m.leases.Inc()
+	}
+}
+
+func (m *Metrics) markedElsewhere() {
+	if m != nil {
+		m.marked.Inc()
+	}
+}
+
+func (m *Metrics) markFailed() {
+	if m != nil {
+		m.markFails.Inc()
 	}
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// rules.Suppressor would (serve: an email to an address on the
 	// suppression list). An error fails the event, to be retried.
 	Suppressed func(ctx context.Context, e rules.Effect) (reason string, err error)
+	// Marks, when set, records each effect performed where every engine
+	// sees it, and is asked before an effect listed by an earlier write is
+	// performed, so that an engine taking over a record from one that died
+	// does not perform again what that one performed (see done.go).
+	Marks Marks
 	// Now is the clock; Logger receives rule errors and dropped effects.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -205,7 +210,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 				r.done.settle(uuid, cleared)
 				cleared = nil
 			}
-			return r.perform(ctx, uuid, rec, rev, len(cleared) > 0)
+			return r.perform(ctx, uuid, rec, rev, len(cleared) > 0, 0)
 		}
 		if identifies != "" && anonymous(rec.Profile) {
 			owner, err := r.owner(ctx, identifies)
@@ -308,7 +313,7 @@ func (r *Runner) Handle(ctx context.Context, ev *event.Event) error {
 		r.cfg.Logger.Debug("event applied", "event", ev.ID, "action", ev.Action, "uuid", uuid,
 			"rules", len(plan.Fired), "changes", len(changes), "effects", len(entries))
 		r.observe(applied)
-		return r.perform(ctx, uuid, rec, rev, false)
+		return r.perform(ctx, uuid, rec, rev, false, len(entries))
 	}
 	return &RetryError{Err: fmt.Errorf("store profile %s: still conflicting after %d tries", ev.UUID, maxConflicts)}
 }
@@ -401,9 +406,20 @@ func renderOne(e rules.Effect, rc *rules.RenderContext) (data any, raw []byte, e
 // dropped, since retrying would fail the same way.
 //
 // stale says the stored record (at rev) lists performed entries that rec
-// no longer does.
-func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64, stale bool) error {
-	for _, raw := range rec.Outbox {
+// no longer does; fresh is how many entries, the last ones, the write just
+// made listed: the others are looked up in Marks before they are performed.
+func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, rev uint64, stale bool, fresh int) error {
+	for i, raw := range rec.Outbox {
+		if i < len(rec.Outbox)-fresh {
+			done, err := r.markedBefore(ctx, entryKey(raw))
+			if err != nil {
+				return err
+			}
+			if done {
+				r.done.done(uuid, entryKey(raw), time.Now())
+				continue
+			}
+		}
 		e, err := decodeEntry(raw)
 		var key string
 		if err != nil {
@@ -422,6 +438,7 @@ func (r *Runner) perform(ctx context.Context, uuid string, rec *profile.Record, 
 				}
 			}
 		}
+		r.mark(ctx, key)
 		r.done.done(uuid, key, time.Now())
 	}
 	if r.cfg.LazyClear || len(rec.Outbox) == 0 && !stale {

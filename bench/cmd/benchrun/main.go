@@ -1,8 +1,9 @@
 // Command benchrun measures Herald and writes bench/RESULTS.md: the
 // in-process pipeline next to two peers on the same rules, herald serve
 // end to end on JetStream next to the NATS project's own `nats bench` on
-// the same server settings, latency at a fixed offered load, and memory
-// with a million profiles. `make bench` builds herald and natscli and runs
+// the same server settings, latency at a fixed offered load, memory with
+// a million profiles, and engines scaled out on a three-server cluster
+// (events/s with 1, 2 and 3 engines, failover after a kill). `make bench` builds herald and natscli and runs
 // it; bench/README.md says what each figure measures and how to read it.
 //
 // Usage:
@@ -33,7 +34,7 @@ import (
 )
 
 // figures lists what -only may name, in the order they run.
-var figures = []string{"inproc", "visits", "forms", "hot", "latency", "rss", "profile"}
+var figures = []string{"inproc", "visits", "forms", "hot", "latency", "rss", "profile", "scaleout"}
 
 func main() {
 	log.SetFlags(log.Ltime)
@@ -174,6 +175,7 @@ func measure(ctx context.Context, o *options) (*Results, error) {
 		{"latency", h.latency},
 		{"rss", h.rss},
 		{"profile", h.profile},
+		{"scaleout", h.scaleOut},
 	}
 	for _, s := range steps {
 		if !o.wants(s.figure) || s.figure == "inproc" && h.noPeers {

@@ -161,6 +161,7 @@ func (r *report) body() string {
 	r.inProcess()
 	r.endToEnd()
 	r.memory()
+	r.scaleOut()
 	r.limits()
 	if len(r.res.Failures) > 0 {
 		r.f("## Failures\n\n")

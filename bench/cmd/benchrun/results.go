@@ -26,6 +26,11 @@ type scale struct {
 	// a run cut short reports the rate it reached. They keep a whole run
 	// near 10 minutes however slow Herald is.
 	Cap, RSSCap time.Duration
+	// The scale-out figure: ScaleEvents per run, ScaleRuns runs of each
+	// number of engines, each cut short after ScaleCap, raw writes for
+	// ScaleRawFor before each, and ScaleKills engines killed.
+	ScaleEvents, ScaleRuns, ScaleKills int
+	ScaleCap, ScaleRawFor              time.Duration
 }
 
 var fullScale = scale{
@@ -34,6 +39,7 @@ var fullScale = scale{
 	Profiles: 1_000_000, RSSEvents: 1_000_000,
 	PeerRules: "10,1000,10000", BenchTime: "500ms", BenchCount: 3,
 	Cap: 15 * time.Second, RSSCap: 90 * time.Second,
+	ScaleEvents: 3_000, ScaleRuns: 2, ScaleKills: 4, ScaleCap: 40 * time.Second, ScaleRawFor: 3 * time.Second,
 }
 
 var quickScale = scale{
@@ -42,6 +48,7 @@ var quickScale = scale{
 	Profiles: 5_000, RSSEvents: 5_000,
 	PeerRules: "10,1000", BenchTime: "200ms", BenchCount: 1,
 	Cap: 15 * time.Second, RSSCap: 30 * time.Second,
+	ScaleEvents: 300, ScaleRuns: 1, ScaleKills: 2, ScaleCap: 30 * time.Second, ScaleRawFor: time.Second,
 }
 
 // Results is everything one benchrun measured.
@@ -66,6 +73,7 @@ type Results struct {
 	RSS                    *RSS
 	FormProfile            Profile
 	BlockProfile           Profile
+	ScaleOut               *ScaleOut
 	// FigureTook is how long each figure took.
 	FigureTook map[string]time.Duration
 }
