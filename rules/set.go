@@ -25,7 +25,9 @@ type Set struct {
 	cached atomic.Int64
 
 	linkActions map[string]bool
-	warnings    Errors
+	// timedActions are the actions rules emit on timers only.
+	timedActions map[string]bool
+	warnings     Errors
 	// onChange are the enabled rules on profile.changed, in load order.
 	onChange []*Rule
 }
@@ -46,13 +48,26 @@ func (s *Set) IsLinkAction(action string) bool {
 	return slices.Contains(LinkOnlyActions, action) || s.linkActions[action]
 }
 
+// IsTimedAction reports whether action is one the rules only ever emit
+// later, on a timer (emit with after: or at:), and never at once: such an
+// event comes from Herald's timers, not from a web page.
+func (s *Set) IsTimedAction(action string) bool { return s.timedActions[action] }
+
 func newSet(rules []*Rule) *Set {
-	s := &Set{rules: rules, exact: make(map[string][]*Rule), linkActions: make(map[string]bool)}
+	s := &Set{rules: rules, exact: make(map[string][]*Rule), linkActions: make(map[string]bool), timedActions: make(map[string]bool)}
+	now := make(map[string]bool)
 	for _, r := range rules {
 		for _, a := range r.Do {
-			if m, ok := a.(*EmailAction); ok {
+			switch m := a.(type) {
+			case *EmailAction:
 				for _, l := range m.Links {
 					s.linkActions[l.Emit] = true
+				}
+			case *EmitAction:
+				if m.After > 0 || m.At != nil {
+					s.timedActions[m.Action] = true
+				} else {
+					now[m.Action] = true
 				}
 			}
 		}
@@ -74,6 +89,9 @@ func newSet(rules []*Rule) *Set {
 		if glob {
 			s.globs = append(s.globs, r)
 		}
+	}
+	for a := range now {
+		delete(s.timedActions, a) // also emitted at once: not the timers' alone
 	}
 	return s
 }

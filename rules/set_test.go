@@ -95,6 +95,39 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// The double opt-in's reminder and expiry come from timers only; an
+// action also emitted at once is not the timers' alone.
+func TestIsTimedAction(t *testing.T) {
+	set, err := Load("../examples/newsletter-double-opt-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, want := range map[string]bool{
+		"newsletter.remind":     true,
+		"newsletter.expire":     true,
+		"newsletter.subscribed": false,
+		"form.submit":           false,
+	} {
+		if got := set.IsTimedAction(action); got != want {
+			t.Errorf("IsTimedAction(%q) = %v, want %v", action, got, want)
+		}
+	}
+	set, err = Parse("both.yaml", []byte(`rules:
+  - name: later
+    on: a.b
+    do: [{emit: {action: c.d, after: 1h}}]
+  - name: now
+    on: e.f
+    do: [{emit: c.d}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.IsTimedAction("c.d") {
+		t.Error("c.d is emitted at once too, and is not the timers' alone")
+	}
+}
+
 func TestIsLinkAction(t *testing.T) {
 	set, err := Load("../examples/newsletter-double-opt-in")
 	if err != nil {

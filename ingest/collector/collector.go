@@ -87,6 +87,11 @@ type Config struct {
 	// action. newsletter.confirm and newsletter.unsubscribe are always
 	// reserved; nil means only those two.
 	Reserved func(action string) bool
+	// Timed reports actions only Herald's timers publish (every action a
+	// rule schedules with emit after: or at:): the collector refuses
+	// them, so that a web page cannot send a customer's reminder or
+	// expire their request ahead of time. Nil means none.
+	Timed func(action string) bool
 	// Rate is how many requests a second one write key and, separately,
 	// one client address may make on average (token buckets); 0 means
 	// DefaultRate.
@@ -116,6 +121,7 @@ type Handler struct {
 	sites     *site.Set
 	publisher Publisher
 	reserved  func(string) bool
+	timed     func(string) bool
 	trust     bool
 	now       func() time.Time
 	log       *slog.Logger
@@ -150,6 +156,7 @@ func New(cfg Config) (*Handler, error) {
 		sites:     cfg.Sites,
 		publisher: cfg.Publisher,
 		reserved:  cfg.Reserved,
+		timed:     cfg.Timed,
 		trust:     cfg.TrustProxy,
 		now:       cfg.Now,
 		log:       cfg.Logger,
@@ -298,6 +305,9 @@ func (h *Handler) check(s *site.Site, ev *event.Event) (outcome string, err erro
 	ev.Site = s.Name
 	if h.reservedAction(ev.Action) {
 		return outcomeReserved, fmt.Errorf("action: %s is reserved for link pages; the collector does not take it", strconv.Quote(ev.Action))
+	}
+	if h.timed != nil && h.timed(ev.Action) {
+		return outcomeReserved, fmt.Errorf("action: %s is published by Herald's timers (a rule emits it after a delay); the collector does not take it", strconv.Quote(ev.Action))
 	}
 	if ok, reason := s.Allows(ev.Action); !ok {
 		if reason == outcomeDenied {

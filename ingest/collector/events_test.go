@@ -186,6 +186,7 @@ func TestBatchRetriedStoredOnce(t *testing.T) {
 func TestActionLists(t *testing.T) {
 	e := newEnv(t, func(c *collector.Config) {
 		c.Reserved = func(action string) bool { return action == "coupon.claim" }
+		c.Timed = func(action string) bool { return action == "newsletter.remind" }
 	})
 	for _, tc := range []struct {
 		key, action, outcome string
@@ -195,6 +196,7 @@ func TestActionLists(t *testing.T) {
 		{shopKey, "coupon.claim", "reserved"},
 		{shopKey, "newsletter.confirm", "reserved"},
 		{shopKey, "newsletter.unsubscribe", "reserved"},
+		{shopKey, "newsletter.remind", "reserved"},
 	} {
 		t.Run(tc.action, func(t *testing.T) {
 			before := e.events(tc.outcome)
