@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		return nil, err
 	}
 	a.engine = engine.New(a.rules)
+	recent := newRecentPlans()
 	profiles := profile.NewKV(res.Profiles)
 	priv := Privacy(cfg, privacy.Config{JS: a.js, Profiles: profiles})
 	// Effects performed are marked where every engine sees them, so that
@@ -148,12 +149,18 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 		LazyClear:  true,
 		Owner:      name,
 		Marks:      &natsbus.EffectMarks{KV: marks, Engine: name},
-		Logger:     logger,
+		// The latest plans of recent customers, explained on request
+		// (herald profile UUID --explain; see explain.go).
+		Observe: func(ap *runner.Applied) { recent.add(a.engine.Rules(), ap) },
+		Logger:  logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.apply = apply
+	if _, err := answerExplain(a.nc, recent, name, logger); err != nil {
+		return nil, fmt.Errorf("answer explanation requests: %w", err)
+	}
 	sites, err := Sites(cfg)
 	if err != nil {
 		return nil, err

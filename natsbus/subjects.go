@@ -128,3 +128,15 @@ func SplitStored(subject string) Stored {
 	}
 	return s
 }
+
+// ExplainSubjects is the subject filter on which each engine answers
+// requests for the explanations of its latest evaluations of a customer,
+// one subject a customer: herald.explain.<customer token> (ExplainSubject).
+// It is no stream's: requests and answers are plain NATS messages.
+const ExplainSubjects = explainPrefix + "*"
+
+const explainPrefix = "herald.explain."
+
+// ExplainSubject returns the subject to ask the engines for their latest
+// evaluations of customer uuid on.
+func ExplainSubject(uuid string) string { return explainPrefix + CustomerToken(uuid) }

@@ -89,6 +89,8 @@ type Config struct {
 // Applied is a plan as the applier stored it.
 type Applied struct {
 	Plan *engine.Plan
+	// At is the time the plan was made at: the rules' now.
+	At time.Time
 	// Rendered holds each effect's wire form by key; an effect that failed
 	// to render or was suppressed has none.
 	Rendered map[string]any
@@ -330,7 +332,7 @@ func (r *Runner) observe(a *Applied) {
 // a dead letter and the others go on.
 func (r *Runner) render(ctx context.Context, plan *engine.Plan, now time.Time) ([]*actions.Effect, *Applied, error) {
 	var out []*actions.Effect
-	applied := &Applied{Plan: plan}
+	applied := &Applied{Plan: plan, At: now}
 	ev := plan.Event
 	for _, f := range plan.Fired {
 		for _, e := range f.Effects {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
 	"github.com/herald-events/herald/natsbus"
@@ -35,6 +36,7 @@ about their data; run herald profile export -h and so on for theirs.`)
 	recent := fl.Int("recent", 10, "how many of the customer's latest `events` to show")
 	scan := fl.Int("scan", 1000, "on a stream without partitions, how many of the stream's latest `events` to look through for events published on a plain subject (herald.events.<source>)")
 	asJSON := fl.Bool("json", false, "print the stored record (null when there is none), the events and the resolved uuid as JSON")
+	explain := fl.Bool("explain", false, "also show why the rules did or did not fire on the customer's latest events, as the running engines keep them (the latest 5 of each of the 4096 customers each engine handled last)")
 	if code, ok := parse(fl, args); !ok {
 		return code
 	}
@@ -90,6 +92,12 @@ about their data; run herald profile export -h and so on for theirs.`)
 	if err != nil {
 		return fail(err)
 	}
+	var explained []app.ExplainedAtTime
+	if *explain {
+		if explained, err = recentExplanations(ctx, nc, res.UUID); err != nil {
+			return fail(err)
+		}
+	}
 	if *asJSON {
 		if activity == nil {
 			activity = []*event.Event{} // [], not null
@@ -109,7 +117,10 @@ about their data; run herald profile export -h and so on for theirs.`)
 			Via          []string `json:"via,omitempty"`
 			// Timers are the customer's timers not fired yet.
 			Timers []*natsbus.TimerBody `json:"timers,omitempty"`
-		}{rec, activity, res.UUID, via, timers}); err != nil {
+			// Explanations are the engines' latest evaluations of the
+			// customer, explained (--explain).
+			Explanations []app.ExplainedAtTime `json:"explanations,omitempty"`
+		}{rec, activity, res.UUID, via, timers, explained}); err != nil {
 			return fail(err)
 		}
 		return exitOK
@@ -149,6 +160,9 @@ about their data; run herald profile export -h and so on for theirs.`)
 			label = "-"
 		}
 		fmt.Fprintf(c.stdout, "  %s  %-24s %s\n", ev.Time.UTC().Format(time.RFC3339), ev.Action, label)
+	}
+	if *explain {
+		printExplanations(c.stdout, explained)
 	}
 	return exitOK
 }
