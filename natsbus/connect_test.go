@@ -147,6 +147,12 @@ func TestConnectDoesNotLeakPassword(t *testing.T) {
 		}
 		nc.Close()
 	}
+	// The closed handler runs on the connection's own goroutine, after
+	// Close returns.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "nats connection closed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	out := logs.String()
 	if !strings.Contains(out, "nats connected") || !strings.Contains(out, "nats connection closed") {
 		t.Errorf("connection events not logged:\n%s", out)
