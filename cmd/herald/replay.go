@@ -249,6 +249,8 @@ type replaySummary struct {
 	// Skipped counts the recorded emitted events (herald record) left
 	// out, since the rules emit them again.
 	Skipped int `json:"recorded_emits_skipped,omitempty"`
+	// ByRule counts the times each rule fired (the form step as @form).
+	ByRule map[string]int `json:"rules_fired_by_rule,omitempty"`
 }
 
 type replayer struct {
@@ -336,6 +338,12 @@ func (r *replayer) report(n int, results []*replay.Result) {
 			r.sum.Emitted++
 		}
 		r.sum.Fired += len(p.Fired)
+		for _, f := range p.Fired {
+			if r.sum.ByRule == nil {
+				r.sum.ByRule = make(map[string]int)
+			}
+			r.sum.ByRule[f.Rule]++
+		}
 		r.sum.Errors += len(p.Errors)
 		r.sum.Failed += len(res.Failed)
 		r.sum.Changes += len(p.Changes())

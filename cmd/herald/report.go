@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/herald-events/herald/engine"
@@ -140,6 +144,18 @@ func (t *textReport) summary(s *replaySummary) {
 		fmt.Fprintf(t.w, "; %d recorded emitted events skipped (the rules emitted them again)", s.Skipped)
 	}
 	fmt.Fprintln(t.w)
+	if len(s.ByRule) > 0 {
+		// The rules that fired most first, then by name.
+		names := slices.Collect(maps.Keys(s.ByRule))
+		slices.SortFunc(names, func(a, b string) int {
+			return cmp.Or(cmp.Compare(s.ByRule[b], s.ByRule[a]), cmp.Compare(a, b))
+		})
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = fmt.Sprintf("%s %d", n, s.ByRule[n])
+		}
+		fmt.Fprintf(t.w, "fired: %s\n", strings.Join(parts, ", "))
+	}
 }
 
 // jsonReport prints a replay as JSON lines, for tools.
