@@ -271,7 +271,8 @@ func (r *report) endToEnd() {
 		r.f("### 2b. Double opt-in form submissions, %s distinct customers\n\n", num(float64(t.Events)))
 		r.f("Each event is a newsletter `form.submit` with `newsletter_agreement_enabled: enabled` of a new customer: Herald runs the built-in form step, "+
 			"the `doi-request` rule fires, the new customer's profile is stored and the confirmation request, with its signed link, "+
-			"is rendered and written to the outbox as an `.eml` file. Measured until all %s emails are in the outbox. "+
+			"is rendered and written to the outbox as an `.eml` file, and the request's reminder and expiry are scheduled as two timers "+
+			"(JetStream scheduled messages); each of the three effects is marked performed in HERALD_EFFECTS. Measured until all %s emails are in the outbox. "+
 			"The baseline column is `nats bench js pub async` publishing %s form events to a stream with fsync on: the rate of durable writes "+
 			"the same server settings allow one client; each form submission needs at least one.\n\n", num(float64(t.Events)), num(float64(sc.RawPublish)))
 		r.throughputTable(t, "herald serve, events/s", "nats bench js pub, msgs/s", res.RawPublish)

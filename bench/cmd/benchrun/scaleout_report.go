@@ -17,7 +17,7 @@ func (r *report) scaleOut() {
 	r.f("## Scale-out\n\n")
 	r.f("Several `herald serve` engines (`%s`) share a partitioned events stream on a three-server NATS cluster: "+
 		"`nats.partitions: %d`, `nats.replicas: %d`, the shipped defaults otherwise (4 workers per engine, the `.eml` outbox, "+
-		"the rules of examples/newsletter-double-opt-in, a mark per email in HERALD_EFFECTS). "+
+		"the rules of examples/newsletter-double-opt-in, each effect marked performed in HERALD_EFFECTS). "+
 		"The three nats-servers (%s) run **inside benchrun's process**, each with its own store and routes to the others, "+
 		"with their default sync (every two minutes; the three replicas are what keeps a write); each engine is a process of its own. "+
 		"**Everything runs on this one machine of %d cores, shared with other work**: the three servers and the engines compete for the same cores, "+
@@ -29,7 +29,7 @@ func (r *report) scaleOut() {
 		"has no event pending or unacknowledged; each form sends an email. "+
 		"The raw baseline, measured on the same cluster just before each run: 4 clients each publishing 300-byte messages to an R3 stream and "+
 		"waiting for each ack (`rawWrites` in bench/cmd/benchrun/scaleout.go), in writes/s. "+
-		"An event here takes several such writes: the profile (compare-and-set), the email index, the email's mark, the ack, besides the `.eml` file.\n\n",
+		"An event here takes several such writes: the profile (compare-and-set), the email index, two timers (the reminder and the expiry), a mark for each of the three effects, the ack, besides the `.eml` file.\n\n",
 		num(float64(so.Events)))
 	n := 0
 	for _, row := range so.Engines {
