@@ -183,49 +183,36 @@ func OpenDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters,
 	return &DeadLetters{js: js, stream: s}, nil
 }
 
-// List returns every message DeadStream holds, oldest first.
+// List returns every message DeadStream holds, oldest first. It reads
+// them with get-message requests to the stream's leader (StoredEvents), so
+// it creates no consumer, and it tries reads again while a leader is
+// elected: on a cluster it neither fails for a moment nor leaves
+// consumers behind.
 func (dl *DeadLetters) List(ctx context.Context) ([]*Dead, error) {
-	info, err := dl.stream.Info(ctx)
+	var info *jetstream.StreamInfo
+	err := RetryRead(ctx, func(ctx context.Context) (err error) {
+		info, err = dl.stream.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", DeadStream, err)
 	}
 	if info.State.Msgs == 0 {
 		return nil, nil
 	}
-	last := info.State.LastSeq
-	cons, err := dl.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	var out []*Dead
+	err = StoredEvents(ctx, dl.stream, []string{DeadSubjects}, HistoryRange{To: info.State.LastSeq}, func(m *jetstream.RawStreamMsg) error {
+		h := m.Header
+		if h == nil {
+			h = nats.Header{}
+		}
+		out = append(out, &Dead{Seq: m.Sequence, Subject: m.Subject, Header: h, Data: m.Data, Stored: m.Time})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", DeadStream, err)
 	}
-	var out []*Dead
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", DeadStream, err)
-		}
-		n, done := 0, false
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", DeadStream, err)
-			}
-			if meta.Sequence.Stream > last {
-				done = true
-				break
-			}
-			out = append(out, &Dead{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(), Stored: meta.Timestamp})
-			if meta.Sequence.Stream == last {
-				done = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("read %s: %w", DeadStream, err)
-		}
-		if done || n == 0 {
-			return out, nil
-		}
-	}
+	return out, nil
 }
 
 // Get returns the message with sequence seq, or ErrDeadNotFound.
