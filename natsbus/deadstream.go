@@ -174,9 +174,14 @@ type DeadLetters struct {
 	stream jetstream.Stream
 }
 
-// OpenDeadLetters opens DeadStream.
+// OpenDeadLetters opens DeadStream, trying again while a leader is
+// elected.
 func OpenDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters, error) {
-	s, err := js.Stream(ctx, DeadStream)
+	var s jetstream.Stream
+	err := RetryRead(ctx, func(ctx context.Context) (err error) {
+		s, err = js.Stream(ctx, DeadStream)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", DeadStream, err)
 	}
