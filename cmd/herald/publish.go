@@ -293,8 +293,10 @@ func transientPublish(err error) bool {
 }
 
 // checkSubject reports why s is not a subject events may be published on:
-// a literal subject under herald.events., with at least one token after
-// the prefix.
+// a literal subject under herald.events., with one token after the
+// prefix: the source. The customer's token is added for each event
+// (natsbus.CustomerSubject); a second token would be read as the customer
+// of every event, whoever it is about, and break their order.
 func checkSubject(s string) error {
 	rest, ok := strings.CutPrefix(s, eventsPrefix)
 	if !ok {
@@ -312,6 +314,9 @@ func checkSubject(s string) error {
 		case strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 			return errors.New("has a space or a control character")
 		}
+	}
+	if source, _, more := strings.Cut(rest, "."); more {
+		return fmt.Errorf("has more than the source after %s: Herald adds each event's customer to the subject itself, and would read the next token as the customer of every event; name the source alone, such as %s%s", eventsPrefix, eventsPrefix, source)
 	}
 	return nil
 }

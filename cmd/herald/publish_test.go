@@ -188,7 +188,7 @@ func TestCheckSubject(t *testing.T) {
 		want    string // the error, or "" for a good subject
 	}{
 		{"herald.events.cli", ""},
-		{"herald.events.import.2026-11", ""},
+		{"herald.events.import.2026-11", "has more than the source after herald.events.: Herald adds each event's customer to the subject itself, and would read the next token as the customer of every event; name the source alone, such as herald.events.import"},
 		{"herald.events.", "needs a token after herald.events."},
 		{"herald.events", "not under herald.events."},
 		{"herald.eventsx.web", "not under herald.events."},
@@ -197,6 +197,7 @@ func TestCheckSubject(t *testing.T) {
 		{"herald.events.*", "has a wildcard"},
 		{"herald.events.>", "has a wildcard"},
 		{"herald.events.web.*", "has a wildcard"},
+		{"herald.events.web.anna-7f3c", "has more than the source"},
 		{"herald.events.we*b", "has a wildcard"},
 		{"herald.events.a..b", "has an empty token"},
 		{"herald.events.web.", "has an empty token"},
