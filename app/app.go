@@ -86,6 +86,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (_ *App, 
 	if a.rules, err = LoadRules(cfg); err != nil {
 		return nil, err
 	}
+	logWarnings(logger, a.rules)
 	// What the configuration gets wrong is refused before anything starts.
 	if _, err := Webhook(cfg); err != nil {
 		return nil, err
@@ -345,7 +346,16 @@ func (a *App) Reload() error {
 	a.rules = set
 	a.mu.Unlock()
 	a.logger.Info("rules reloaded", "rules", set.Len())
+	logWarnings(a.logger, set)
 	return nil
+}
+
+// logWarnings logs what herald lint warns of in set: the rules load and
+// run, but may not do what their author meant.
+func logWarnings(logger *slog.Logger, set *rules.Set) {
+	for _, w := range set.Warnings() {
+		logger.Warn("rule warning (see herald lint)", "warning", w.Error())
+	}
 }
 
 // Rules returns the rules in use.

@@ -96,6 +96,9 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 		fmt.Fprintln(c.stderr, err)
 		return exitUsage
 	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintln(c.stderr, w) // as herald lint prints them; they do not stop the replay
+	}
 	store := profile.NewMemory()
 	if *profiles != "" {
 		if err := loadProfiles(store, *profiles); err != nil {
