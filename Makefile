@@ -55,6 +55,7 @@ fuzz:
 	$(FUZZ) FuzzSchema ./schema
 	$(FUZZ) FuzzCustomerToken ./natsbus
 	$(FUZZ) FuzzSplitStored ./natsbus
+	$(FUZZ) FuzzParse ./ruletest
 
 ## bench: measure Herald against its targets, its peers and raw NATS, and
 ## write bench/RESULTS.md; about 15 minutes, never part of `make test`.
