@@ -207,7 +207,8 @@ const (
 // server) for 30 seconds or until ctx ends, waiting from 50 ms, doubling
 // up to 2 s, with full jitter. Each call of f gets a context bounded to
 // 5 s, so a request sent while no leader could answer it is sent again
-// rather than waited for. For reads only: a write tried again may be
+// rather than waited for. For reads, and for writes that are harmless to
+// repeat (a purge by subject, a delete): another write tried again may be
 // applied twice.
 func RetryRead(ctx context.Context, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, readBudget)

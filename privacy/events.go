@@ -54,7 +54,7 @@ func partitioned(s jetstream.Stream) bool {
 // is made.
 func readEvents(ctx context.Context, js jetstream.JetStream, uuids []string) (jetstream.Stream, []*StoredEvent, error) {
 	var s jetstream.Stream
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
 		s, err = js.Stream(ctx, natsbus.EventsStream)
 		return err
 	})
@@ -118,8 +118,8 @@ type Timer struct {
 // token, or nil when no stream holds such subjects.
 func timerStream(ctx context.Context, js jetstream.JetStream, token string) (jetstream.Stream, error) {
 	var name string
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		name, err = js.StreamNameBySubject(ctx, TimerSubjectPrefix+token+".>")
+	err := natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
+		name, err = js.StreamNameBySubject(ctx, natsbus.TimersPrefix+token+".>")
 		return err
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -147,7 +147,7 @@ func readTimers(ctx context.Context, js jetstream.JetStream, tokens []string) ([
 			continue
 		}
 		name := s.CachedInfo().Config.Name
-		err = natsbus.StoredEvents(ctx, s, []string{TimerSubjectPrefix + t + ".>"}, natsbus.HistoryRange{}, func(m *jetstream.RawStreamMsg) error {
+		err = natsbus.StoredEvents(ctx, s, []string{natsbus.TimersPrefix + t + ".>"}, natsbus.HistoryRange{}, func(m *jetstream.RawStreamMsg) error {
 			tm := &Timer{Stream: name, Seq: m.Sequence, Subject: m.Subject, Stored: m.Time.UTC(), Data: rawJSON(m.Data)}
 			for k := range m.Header {
 				if tm.Header == nil {
@@ -173,7 +173,3 @@ func rawJSON(data []byte) json.RawMessage {
 	b, _ := json.Marshal(string(data))
 	return b
 }
-
-// natsbusCustomer returns the customer token of a stored event subject,
-// "" for a plain subject.
-func natsbusCustomer(subject string) string { return natsbus.SplitStored(subject).Customer }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -93,7 +94,7 @@ func (c *Config) Forget(ctx context.Context, uuid string, opts ForgetOptions) (*
 		return rep, fmt.Errorf("forget %s: %w", uuid, err)
 	}
 	for _, d := range dead {
-		if err := retry(ctx, func(ctx context.Context) error { return dl.Delete(ctx, d.Seq) }); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := natsbus.RetryRead(ctx, func(ctx context.Context) error { return dl.Delete(ctx, d.Seq) }); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return rep, fmt.Errorf("forget %s: %w", uuid, err)
 		}
 		rep.DeadLetters++
@@ -220,31 +221,17 @@ func (c *Config) releaseEmails(ctx context.Context, cu *customer, opts ForgetOpt
 // their events on a plain subject.
 func purgeEvents(ctx context.Context, s jetstream.Stream, cu *customer, events []*StoredEvent, rep *Report) error {
 	for _, f := range eventFilters(partitioned(s), cu.tokens()) {
-		var info *jetstream.StreamInfo
-		err := retry(ctx, func(ctx context.Context) (err error) {
-			info, err = s.Info(ctx, jetstream.WithSubjectFilter(f))
-			return err
-		})
+		n, err := purgeSubject(ctx, s, f)
 		if err != nil {
-			return fmt.Errorf("count events on %s: %w", f, err)
+			return fmt.Errorf("events: %w", err)
 		}
-		held := 0
-		for _, n := range info.State.Subjects {
-			held += int(n)
-		}
-		if held == 0 {
-			continue
-		}
-		if err := retry(ctx, func(ctx context.Context) error { return s.Purge(ctx, jetstream.WithPurgeSubject(f)) }); err != nil {
-			return fmt.Errorf("purge events on %s: %w", f, err)
-		}
-		rep.Events += held
+		rep.Events += n
 	}
 	for _, e := range events {
-		if natsbusCustomer(e.Subject) != "" {
+		if natsbus.SplitStored(e.Subject).Customer != "" {
 			continue // purged above
 		}
-		err := retry(ctx, func(ctx context.Context) error { return s.DeleteMsg(ctx, e.Seq) })
+		err := natsbus.RetryRead(ctx, func(ctx context.Context) error { return s.DeleteMsg(ctx, e.Seq) })
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -266,26 +253,35 @@ func (c *Config) purgeTimers(ctx context.Context, cu *customer, rep *Report) err
 		if s == nil {
 			continue
 		}
-		f := TimerSubjectPrefix + t + ".>"
-		var info *jetstream.StreamInfo
-		err = retry(ctx, func(ctx context.Context) (err error) {
-			info, err = s.Info(ctx, jetstream.WithSubjectFilter(f))
-			return err
-		})
+		n, err := purgeSubject(ctx, s, natsbus.TimersPrefix+t+".>")
 		if err != nil {
-			return fmt.Errorf("count timers on %s: %w", f, err)
+			return fmt.Errorf("timers: %w", err)
 		}
-		held := 0
-		for _, n := range info.State.Subjects {
-			held += int(n)
-		}
-		if held == 0 {
-			continue
-		}
-		if err := retry(ctx, func(ctx context.Context) error { return s.Purge(ctx, jetstream.WithPurgeSubject(f)) }); err != nil {
-			return fmt.Errorf("purge timers on %s: %w", f, err)
-		}
-		rep.Timers += held
+		rep.Timers += n
 	}
 	return nil
+}
+
+// purgeSubject purges the messages of stream s on subject filter f and
+// returns how many there were.
+func purgeSubject(ctx context.Context, s jetstream.Stream, f string) (int, error) {
+	var info *jetstream.StreamInfo
+	err := natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(f))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count the messages on %s: %w", f, err)
+	}
+	held := 0
+	for _, n := range info.State.Subjects {
+		held += int(n)
+	}
+	if held == 0 {
+		return 0, nil
+	}
+	if err := natsbus.RetryRead(ctx, func(ctx context.Context) error { return s.Purge(ctx, jetstream.WithPurgeSubject(f)) }); err != nil {
+		return 0, fmt.Errorf("purge %s: %w", f, err)
+	}
+	return held, nil
 }

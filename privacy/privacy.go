@@ -43,10 +43,6 @@ func (c *Config) now() time.Time {
 	return time.Now()
 }
 
-// TimerSubjectPrefix starts the subjects of durable timers:
-// herald.timers.<customer token>.<timer key>.
-const TimerSubjectPrefix = "herald.timers."
-
 // maxRounds bounds how often Forget reads a customer's records again
 // after an engine wrote one of them meanwhile.
 const maxRounds = 16
