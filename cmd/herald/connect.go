@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/natsbus"
+	"github.com/herald-events/herald/profile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -161,4 +163,19 @@ func redactURLs(list string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// openProfiles opens the profile bucket of the Herald that nc reaches,
+// trying again while the bucket elects a leader; its error says what to
+// check.
+func openProfiles(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*profile.KV, error) {
+	var kv jetstream.KeyValue
+	err := natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, natsbus.ProfileBucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, nc.ConnectedUrlRedacted(), err)
+	}
+	return profile.NewKV(kv), nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/herald-events/herald/config"
 	"github.com/herald-events/herald/engine"
 	"github.com/herald-events/herald/event"
-	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/profile"
 	"github.com/herald-events/herald/replay"
 )
@@ -125,12 +124,12 @@ func (c *cli) liveRecord(target *natsTarget, uuid string) (*profile.Record, int)
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, natsbus.ProfileBucket)
+	profiles, err := openProfiles(ctx, nc, js)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "herald explain: open %s (has herald serve run against %s?): %v\n", natsbus.ProfileBucket, nc.ConnectedUrlRedacted(), err)
+		fmt.Fprintf(c.stderr, "herald explain: %v\n", err)
 		return nil, exitFailed
 	}
-	res, err := profile.Resolve(ctx, profile.NewKV(kv), uuid)
+	res, err := profile.Resolve(ctx, profiles, uuid)
 	switch {
 	case err == nil:
 		return res.Record, exitOK

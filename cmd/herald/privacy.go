@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/privacy"
-	"github.com/herald-events/herald/profile"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // privacyVerbs are herald profile's verbs for a customer's requests about
@@ -42,17 +39,13 @@ func (c *cli) openPrivacy(cmd string, t *natsTarget) (privacy.Config, func(), in
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, natsbus.ProfileBucket)
+	profiles, err := openProfiles(ctx, nc, js)
 	if err != nil {
 		nc.Close()
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			fmt.Fprintf(c.stderr, "herald %s: no %s at %s: has herald serve run against it?\n", cmd, natsbus.ProfileBucket, nc.ConnectedUrlRedacted())
-		} else {
-			fmt.Fprintf(c.stderr, "herald %s: open %s: %v\n", cmd, natsbus.ProfileBucket, err)
-		}
+		fmt.Fprintf(c.stderr, "herald %s: %v\n", cmd, err)
 		return privacy.Config{}, nil, exitFailed
 	}
-	return app.Privacy(cfg, privacy.Config{JS: js, Profiles: profile.NewKV(kv)}), nc.Close, exitOK
+	return app.Privacy(cfg, privacy.Config{JS: js, Profiles: profiles}), nc.Close, exitOK
 }
 
 // oneUUID parses a privacy verb's flags and its one argument, a uuid.

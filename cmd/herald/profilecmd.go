@@ -61,20 +61,16 @@ about their data; run herald profile export -h and so on for theirs.`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Reads are tried again while a bucket or stream elects a leader.
-	var kv jetstream.KeyValue
-	err := natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.KeyValue(ctx, natsbus.ProfileBucket)
-		return err
-	})
+	profiles, err := openProfiles(ctx, nc, js)
 	if err != nil {
-		return fail(fmt.Errorf("open %s (has herald serve run against %s?): %w", natsbus.ProfileBucket, nc.ConnectedUrlRedacted(), err))
+		return fail(err)
 	}
 	// Aliases are followed: a merged anonymous customer shows the known
 	// customer they were merged into.
 	var rec *profile.Record
 	var res *profile.Resolved
 	err = natsbus.RetryRead(ctx, func(ctx context.Context) (err error) {
-		res, err = profile.Resolve(ctx, profile.NewKV(kv), uuid)
+		res, err = profile.Resolve(ctx, profiles, uuid)
 		return err
 	})
 	switch {
