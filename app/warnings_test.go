@@ -1,40 +1,21 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/app/apptest"
+	"github.com/herald-events/herald/internal/syncbuf"
 )
-
-// lockedBuffer is a log destination safe for the app's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // herald serve logs what herald lint warns of when it loads the rules,
 // and again when it reloads them.
 func TestServeLogsRuleWarnings(t *testing.T) {
 	cfg := apptest.Config(t, "../docs/examples/template-params")
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,17 +1,16 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/herald-events/herald/event"
 	"github.com/herald-events/herald/ingest"
+	"github.com/herald-events/herald/internal/syncbuf"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,24 +31,6 @@ func (o *outage) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatc
 	return o.Consumer.Fetch(n, opts...)
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // While pulls fail the consumer backs off, logs the failure once and the
 // recovery once, counts the failures and says it is not pulling; then it
 // consumes as before.
@@ -57,7 +38,7 @@ func TestConsumerBacksOffQuietlyWhilePullsFail(t *testing.T) {
 	js, res := setup(t)
 	cons := &outage{Consumer: res.Consumer}
 	cons.down.Store(true)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	reg := prometheus.NewRegistry()
 	handled := &calls{}
 	c := &ingest.Consumer{

@@ -1,7 +1,6 @@
 package links_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herald-events/herald/event"
+	"github.com/herald-events/herald/internal/syncbuf"
 	"github.com/herald-events/herald/links"
 )
 
@@ -63,31 +63,12 @@ func (r *recorder) published() []*event.Event {
 	return append([]*event.Event(nil), r.events...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is a handler behind a real HTTP server.
 type fixture struct {
 	key    links.Key
 	signer *links.Signer
 	pub    *recorder
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	srv    *httptest.Server
 	client *http.Client // follows no redirects
 }
@@ -96,7 +77,7 @@ type fixture struct {
 // may change the handler before it serves.
 func newFixture(t *testing.T, configure ...func(*links.Handler)) *fixture {
 	t.Helper()
-	f := &fixture{key: key("k1"), pub: new(recorder), logs: new(syncBuffer)}
+	f := &fixture{key: key("k1"), pub: new(recorder), logs: new(syncbuf.Buffer)}
 	f.signer = newSigner(t, f.key)
 	f.pub.signer = f.signer
 	h := &links.Handler{

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/herald-events/herald/internal/syncbuf"
 	"github.com/herald-events/herald/natsbus"
 )
 
@@ -115,7 +116,7 @@ func TestConnectDoesNotLeakPassword(t *testing.T) {
 		t.Fatal("server not ready")
 	}
 	u, _ := url.Parse(srv.ClientURL())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	wrong := strings.Replace(secretPassword, "s3", "x9", 1)
@@ -170,7 +171,7 @@ func TestConnectReconnectsAfterServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(srv.ClientURL())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	nc, err := natsbus.Connect(natsbus.ConnectOptions{URL: u.String(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		srv.Shutdown()

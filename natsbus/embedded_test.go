@@ -1,18 +1,17 @@
 package natsbus_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-events/herald/internal/syncbuf"
 	"github.com/herald-events/herald/natsbus"
 	"github.com/herald-events/herald/natsbus/natstest"
 )
@@ -33,24 +32,6 @@ func setup(t *testing.T) (jetstream.JetStream, *natsbus.Resources) {
 		t.Fatalf("Setup: %v", err)
 	}
 	return js, res
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestEmbeddedStartsWithJetStreamAndShutsDown(t *testing.T) {
@@ -125,7 +106,7 @@ func TestEmbeddedPortTaken(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 
 	start := time.Now()
 	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{
@@ -173,7 +154,7 @@ func TestEmbeddedConfigErrors(t *testing.T) {
 }
 
 func TestEmbeddedLogsWarningsOnly(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedConfig{
 		Port:     -1,
 		StoreDir: t.TempDir(),

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/herald-events/herald/internal/syncbuf"
 )
 
 // TestFindConfig: --config, else $HERALD_CONFIG, else ./herald.yaml, else
@@ -203,24 +203,6 @@ func TestUnreachableNATS(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveInProcess runs herald serve with args in-process until the test
 // ends, and returns its banner once it is printed.
 func serveInProcess(t *testing.T, args ...string) string {
@@ -239,7 +221,7 @@ func serveInProcess(t *testing.T, args ...string) string {
 func startServe(t *testing.T, args ...string) (banner, refused string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr, both syncBuffer
+	var stdout, stderr, both syncbuf.Buffer
 	c := &cli{stdin: strings.NewReader(""), stdout: io.MultiWriter(&stdout, &both), stderr: io.MultiWriter(&stderr, &both), ctx: ctx}
 	done := make(chan int, 1)
 	go func() { done <- c.main(append([]string{"serve"}, args...)) }()
