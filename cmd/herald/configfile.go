@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/herald-events/herald/app"
 	"github.com/herald-events/herald/config"
+	"github.com/herald-events/herald/rules"
 )
 
 // envConfig names the configuration file of every verb not given
@@ -119,4 +121,20 @@ func shellWord(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// loadRules loads the rule files paths with the action kinds of cfg, as
+// herald serve would. Their problems are printed, as herald lint prints
+// them, and fail it; their warnings are printed on standard error and do
+// not.
+func (c *cli) loadRules(cfg *config.Config, paths []string) (*rules.Set, bool) {
+	set, err := app.LoadRules(cfg, paths...)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return nil, false
+	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintln(c.stderr, w)
+	}
+	return set, true
 }

@@ -55,12 +55,12 @@ read from its profile bucket; without either, the customer has none.`)
 	if !ok {
 		return exitUsage
 	}
-	set, err := app.LoadRules(cfg, ruleDirs...)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
+	set, ok := c.loadRules(cfg, ruleDirs)
+	if !ok {
 		return exitUsage
 	}
 	var data []byte
+	var err error
 	if *eventFile == "-" {
 		data, err = io.ReadAll(io.LimitReader(c.stdin, event.MaxEventSize+1))
 	} else {

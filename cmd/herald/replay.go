@@ -91,13 +91,9 @@ effects added or removed; then a summary. Exits 1 when anything differs.`)
 	if !ok {
 		return exitUsage
 	}
-	set, err := app.LoadRules(cfg, ruleDirs...)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
+	set, ok := c.loadRules(cfg, ruleDirs)
+	if !ok {
 		return exitUsage
-	}
-	for _, w := range set.Warnings() {
-		fmt.Fprintln(c.stderr, w) // as herald lint prints them; they do not stop the replay
 	}
 	store := profile.NewMemory()
 	if *profiles != "" {
@@ -374,9 +370,8 @@ func (r *replayer) report(n int, results []*replay.Result) {
 // compare runs the stream through rp (the rules of --rules) and the rules
 // of dirs, and prints what differs.
 func (c *cli) compare(cfg *config.Config, profiles string, dirs []string, rp *replay.Replayer, clock time.Time, until time.Duration, in io.Reader) int {
-	set, err := app.LoadRules(cfg, dirs...)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
+	set, ok := c.loadRules(cfg, dirs)
+	if !ok {
 		return exitUsage
 	}
 	store := profile.NewMemory()
